@@ -1,0 +1,24 @@
+"""Entry point for Salt's loader (``salt.loader`` group): where our modules live once pip-installed.
+
+Salt calls :func:`loader_dirs` and adds the returned dirs to its execution-module, state and runner
+search paths. In a source checkout (editable install) the top-level ``_modules``/``_states``/
+``_runners`` dirs are used; in an installed wheel they are the ``nfskit_salt`` package dirs.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+_KINDS = {"modules": "_modules", "states": "_states", "runners": "_runners"}
+
+
+def loader_dirs() -> dict[str, list[str]]:
+    dirs = {}
+    for kind in _KINDS:
+        spec = importlib.util.find_spec(f"nfskit_salt.{kind}")
+        if spec and spec.submodule_search_locations:
+            dirs[kind] = [str(Path(p)) for p in spec.submodule_search_locations]
+    if len(dirs) == len(_KINDS):
+        return dirs
+    checkout = Path(__file__).resolve().parent.parent.parent
+    return {kind: [str(checkout / folder)] for kind, folder in _KINDS.items() if (checkout / folder).is_dir()}

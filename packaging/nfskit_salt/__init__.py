@@ -1,0 +1,1 @@
+"""Installed copies of the Salt loader modules (``_modules``, ``_states``, ``_runners``)."""
