@@ -18,7 +18,7 @@ setup(
     packages=["nfskit", "nfskit.backends", "nfskit_salt", "nfskit_salt.modules", "nfskit_salt.states", "nfskit_salt.runners"],
     install_requires=["salt>=3006", "jeepney>=0.8"],
     extras_require={
-        "tests": ["pytest>=7", "pytest-salt-factories==1.0.5", "hypothesis", "pyNfsClient==0.1.5", "passlib"],
+        "tests": [line.strip() for line in open("requirements/tests.txt") if line.strip() and not line.startswith("#")],
     },
     entry_points={"salt.loader": ["nfskit = nfskit.saltloader:loader_dirs"]},
 )
