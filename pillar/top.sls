@@ -1,0 +1,3 @@
+base:
+  'nfs-server-*':
+    - nfs.example
