@@ -502,9 +502,10 @@ def _export_from_block(block: Block) -> Tuple[int, Export]:
 
 
 def _squash(param: Param) -> str:
-    text = _one(param).text.lower()
+    raw = _one(param).text
+    text = raw.lower()
     if text not in _SQUASH_IN:
-        raise _ParseError(f"Squash = {text} cannot be represented (root_squash, all_squash or no_root_squash)", param.line)
+        raise _ParseError(f"Squash = {raw} cannot be represented (root_squash, all_squash or no_root_squash)", param.line)
     return _SQUASH_IN[text]
 
 
@@ -526,9 +527,10 @@ def _rules_from_client(block: Block, default_squash: str, wide: frozenset[str]) 
         hosts.append(token.text)
     if "access_type" not in params:
         raise _ParseError("CLIENT block has no Access_Type", block.line)
-    access = _one(params["access_type"]).text.lower()
+    raw_access = _one(params["access_type"]).text
+    access = raw_access.lower()
     if access not in ("rw", "ro"):
-        raise _ParseError(f"CLIENT Access_Type = {access} cannot be represented (RW or RO)", params["access_type"].line)
+        raise _ParseError(f"CLIENT Access_Type = {raw_access} cannot be represented (RW or RO)", params["access_type"].line)
     squash = _squash(params["squash"]) if "squash" in params else default_squash
     sec: tuple[str, ...] = ("none", "sys")  # ganesha's default
     if "sectype" in params:
