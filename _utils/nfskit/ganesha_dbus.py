@@ -38,6 +38,7 @@ class GaneshaCallError(BackendError):
     """Ganesha answered a call with an error (or with 'Errors found' in a success reply)."""
 
     def __init__(self, method: str, message: str, error_name: str = ""):
+        message = " ".join(message.split())
         self.method = method
         self.ganesha_message = message
         self.error_name = error_name
@@ -135,23 +136,21 @@ class GaneshaDBus:
         self._check_text("RemoveExport", body)
 
     def show_exports(self) -> list[dict[str, Any]]:
-        """The exports ganesha serves: ``[{"id": 1000, "path": "/srv/x", "nfsv3": True, ...}]``."""
+        """The exports ganesha serves: ``[{"id": 1000, "path": "/srv/x", "protocols": {"NFSv3": True, ...}}]``.
+
+        Ganesha 4.3 answers ``(timestamp, [(id, path, ((protocol, active), ...), (sec, nsec)), ...])``;
+        the protocol flags are "was used since start", not "allowed".
+        """
         body = self._call("ShowExports")
         exports = body[1] if len(body) > 1 else []
         out = []
         for entry in exports:
-            out.append({
-                "id": int(entry[0]),
-                "path": str(entry[1]),
-                "nfsv3": bool(entry[2]),
-                "mnt": bool(entry[3]),
-                "nlm": bool(entry[4]),
-                "rquota": bool(entry[5]),
-                "nfsv40": bool(entry[6]),
-                "nfsv41": bool(entry[7]),
-                "nfsv42": bool(entry[8]),
-                "9p": bool(entry[9]),
-            })
+            item: dict[str, Any] = {"id": int(entry[0]), "path": str(entry[1]), "protocols": {}}
+            if len(entry) > 2 and isinstance(entry[2], (list, tuple)):
+                for pair in entry[2]:
+                    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                        item["protocols"][str(pair[0])] = bool(pair[1])
+            out.append(item)
         return out
 
     def display_export(self, export_id: int) -> dict[str, Any]:

@@ -489,26 +489,32 @@ class GaneshaBackend(Backend):
 
 
 def _judge_log(text: str, names: dict[str, str]) -> list[str]:
+    """Errors (raised) and warnings (returned) in the log of a sandboxed ganesha run.
+
+    Specific messages (syntax errors, unknown tokens or parameters, missing paths) are errors;
+    ganesha's per-block summary lines count only when nothing explains them but a failed host
+    name lookup, which is a warning because the sandbox has no network.
+    """
     errors, warnings, summaries = [], [], []
     for raw in text.splitlines():
         if ":CONFIG :" not in raw and ":FSAL :" not in raw and "error: syntax" not in raw:
             continue
-        line = raw.split("] ", 1)[-1]
+        line = re.sub(r"^\w+ :", "", raw.split("] ", 1)[-1])
         for temp, label in names.items():
-            line = line.replace(f"Config File ({temp}:", f"Config File ({label}, line ")
-        dns = _LOG_DNS.search(line)
+            line = re.sub(rf"Config File \({re.escape(temp)}:", lambda _, label=label: f"Config File ({label}, line ", line, flags=re.I)
+        dns = _LOG_DNS.search(raw)
         if dns:
             warnings.append(
                 f"could not resolve client {dns.group('host')} inside the validation sandbox (it has no network); "
                 "ganesha resolves it when it loads the export"
             )
-        elif _LOG_SUMMARY.search(line):
-            if _LOG_SEVERE.search(line):
+        elif _LOG_SUMMARY.search(raw):
+            if _LOG_SEVERE.search(raw):
                 summaries.append(line)
-        elif _LOG_ERROR.search(line):
+        elif _LOG_ERROR.search(raw):
             errors.append(line)
     if errors or (summaries and not warnings):
-        raise BackendError("ganesha refused the export configuration: " + " | ".join(errors + summaries))
+        raise BackendError("ganesha refused the export configuration: " + " | ".join(errors or summaries))
     return warnings
 
 
