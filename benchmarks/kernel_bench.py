@@ -1,0 +1,205 @@
+"""Benchmark 1: converge N kernel-nfsd exports with the real ``exportfs``.
+
+Ours: ``nfs_server.managed`` (one state holding every export). Core: Salt's ``nfs_export.present``
+(one state per export; Salt 3007 still ships it and ``salt.modules.nfs3``). Both run through
+``salt-call --local`` with a private config dir, on the same export dirs, hosts and options, each
+against its own sandbox so neither touches the host's /etc/exports, /etc/exports.d or /var/lib/nfs:
+
+- core writes /etc/exports and runs ``exportfs -r``, so its salt-call runs inside ``unshare -m``
+  with the sandbox file bound over /etc/exports, an empty dir over /etc/exports.d (if the host has
+  one) and the sandbox state dir over /var/lib/nfs;
+- ours gets the sandbox paths in the minion config (``nfs_server:kernel``); the kernel backend
+  then runs exportfs in its own private mount namespace with those paths bound.
+
+Per (implementation, N, repetition): a fresh sandbox, a first apply, a check that the sandbox's
+etab lists N exports, then a no-op re-apply that must report no changes. Measured: wall time of the
+whole salt-call, and the states' own ``duration`` from ``--out=json`` (summed over all states).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from common import REPO, env_with, median, run_timed, say
+
+HOSTS = "10.0.0.0/24"
+OPTIONS = ["rw", "sync", "no_subtree_check"]
+EXPORTFS = shutil.which("exportfs") or "/usr/sbin/exportfs"
+
+# core runs under this wrapper: private mount namespace, sandbox files bound over the host paths
+CORE_WRAPPER = r"""
+set -e
+mount --make-rprivate /
+mount --bind "$1" /etc/exports
+if [ -d /etc/exports.d ]; then mount --bind "$2" /etc/exports.d; fi
+mount --bind "$3" /var/lib/nfs
+shift 3
+exec "$@"
+"""
+
+
+def make_export_dirs(base: Path, n: int) -> list[str]:
+    """N export directories (exportfs stats each one); shared by ours and core."""
+    paths = []
+    for i in range(n):
+        d = base / f"e{i:05d}"
+        d.mkdir(parents=True, exist_ok=True)
+        paths.append(str(d))
+    return paths
+
+
+class Sandbox:
+    """Private exports file, exports.d, NFS state dir and Salt config for one salt-call series."""
+
+    def __init__(self, root: Path, impl: str, venv: Path):
+        self.root = root
+        self.impl = impl
+        self.venv = venv
+        if root.exists():
+            shutil.rmtree(root)
+        self.exports = root / "exports"
+        self.exports_d = root / "exports.d"
+        self.state_dir = root / "nfs"
+        self.config_dir = root / "salt"
+        self.srv = root / "srv"
+        for d in (self.exports_d, self.state_dir, self.config_dir, self.srv):
+            d.mkdir(parents=True)
+        self.exports.write_text("")
+        minion = {
+            "id": "nfskit-bench",
+            "file_client": "local",
+            "root_dir": str(root / "salt-root"),
+            "file_roots": {"base": [str(self.srv)]},
+            "log_level_logfile": "warning",
+            "grains_cache": False,
+        }
+        if impl == "ours":
+            minion["module_dirs"] = [str(REPO / "_modules")]
+            minion["states_dirs"] = [str(REPO / "_states")]
+            minion["nfs_server"] = {
+                "kernel": {
+                    "exports_file": str(self.exports),
+                    "exports_d": str(self.exports_d),
+                    "state_dir": str(self.state_dir),
+                    "exportfs": EXPORTFS,
+                }
+            }
+        # JSON is YAML: the minion config is written as JSON to avoid any dependency here
+        (self.config_dir / "minion").write_text(json.dumps(minion, indent=1))
+
+    def write_sls(self, paths: list[str]) -> None:
+        if self.impl == "ours":
+            exports = {p: {"hosts": HOSTS, "options": list(OPTIONS)} for p in paths}
+            sls = {"bench-exports": {"nfs_server.managed": [{"exports": exports}]}}
+        else:
+            sls = {p: {"nfs_export.present": [{"hosts": HOSTS}, {"options": list(OPTIONS)}]} for p in paths}
+        # the JSON renderer keeps the render step cheap and equal in kind for both
+        (self.srv / "bench.sls").write_text("#!json\n" + json.dumps(sls))
+
+    def argv(self, *salt_args: str) -> list[str]:
+        call = [str(self.venv / "bin" / "salt-call"), "--local", "--config-dir", str(self.config_dir), *salt_args]
+        if self.impl == "core":
+            return ["unshare", "-m", "sh", "-c", CORE_WRAPPER, "sh", str(self.exports), str(self.exports_d), str(self.state_dir), *call]
+        return call
+
+    def env(self) -> dict:
+        # _utils on PYTHONPATH for ours (the way a synced minion sees it); core does not need it
+        return env_with(PYTHONPATH=REPO / "_utils") if self.impl == "ours" else env_with()
+
+    def etab_paths(self) -> int:
+        etab = self.state_dir / "etab"
+        if not etab.exists():
+            return 0
+        return len({line.split("\t", 1)[0] for line in etab.read_text().splitlines() if line.strip()})
+
+    def written_paths(self) -> int:
+        """How many export lines the implementation has written so far (heartbeat only)."""
+        files = [self.exports, *sorted(self.exports_d.glob("*"))]
+        count = 0
+        for f in files:
+            try:
+                count += sum(1 for line in f.read_text().splitlines() if line.startswith("/"))
+            except (OSError, UnicodeDecodeError):
+                pass
+        return count
+
+
+def parse_state_output(stdout: str) -> dict:
+    """Summarise ``salt-call --out=json state.apply``: states, changed, failed, summed duration."""
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError:
+        return {"error": "salt-call did not print JSON: " + stdout[-2000:]}
+    local = data.get("local", data)
+    if not isinstance(local, dict):
+        return {"error": "state run failed: " + json.dumps(local)[:2000]}
+    states = list(local.values())
+    failed = [s for s in states if s.get("result") is False]
+    return {
+        "states": len(states),
+        "changed": sum(1 for s in states if s.get("changes")),
+        "failed": len(failed),
+        "state_s": sum(float(s.get("duration") or 0) for s in states) / 1000.0,
+        "first_failure": (failed[0].get("comment", "")[:1000] if failed else None),
+    }
+
+
+def salt_startup(venv: Path, scratch: Path, repeat: int = 3) -> float | None:
+    """Median wall time of ``salt-call --local test.true``: Salt's fixed startup cost."""
+    box = Sandbox(scratch / "startup", "core", venv)
+    times = []
+    for _ in range(repeat):
+        elapsed, proc = run_timed([str(venv / "bin" / "salt-call"), "--local", "--config-dir", str(box.config_dir), "test.true"])
+        if proc.returncode == 0:
+            times.append(elapsed)
+    return median(times)
+
+
+def ours_loads(venv: Path, scratch: Path) -> tuple[bool, str]:
+    """Can this Salt load our execution module and state module (from module_dirs/states_dirs)?"""
+    box = Sandbox(scratch / "loadcheck", "ours", venv)
+    proc = subprocess.run(
+        box.argv("--out=json", "sys.list_state_functions", "nfs_server.*"), env=box.env(), capture_output=True, text=True
+    )
+    try:
+        funcs = json.loads(proc.stdout).get("local", [])
+    except (json.JSONDecodeError, AttributeError):
+        funcs = []
+    ok = "nfs_server.managed" in funcs
+    return ok, "" if ok else (proc.stdout + proc.stderr)[-1500:]
+
+
+def run_series(impl: str, n: int, rep: int, venv: Path, scratch: Path, paths: list[str]) -> list[dict]:
+    """One fresh sandbox: first apply, etab check, no-op re-apply. Returns two result records."""
+    box = Sandbox(scratch / f"{impl}-{n}-r{rep}", impl, venv)
+    box.write_sls(paths)
+    records = []
+    for phase in ("first", "noop"):
+        say(f"kernel {impl} N={n} rep {rep + 1}: {phase} apply ...")
+        heartbeat = (lambda: f"{box.written_paths()}/{n} export lines written") if phase == "first" else None
+        wall, proc = run_timed(
+            box.argv("--out=json", "--retcode-passthrough", "state.apply", "bench"), env=box.env(), heartbeat=heartbeat
+        )
+        summary = parse_state_output(proc.stdout)
+        record = {"impl": impl, "n": n, "phase": phase, "rep": rep, "wall_s": wall, "rc": proc.returncode, **summary}
+        if phase == "first":
+            record["etab_exports"] = box.etab_paths()
+            record["correct"] = record["etab_exports"] == n and summary.get("failed") == 0 and "error" not in summary
+        else:
+            record["correct"] = summary.get("changed") == 0 and summary.get("failed") == 0 and "error" not in summary
+        if not record["correct"]:
+            record["stderr_tail"] = proc.stderr[-2000:]
+        state_s = record.get("state_s")
+        say(
+            f"kernel {impl} N={n} rep {rep + 1}: {phase}: wall {wall:.2f}s, state "
+            + (f"{state_s:.3f}s" if state_s is not None else "n/a")
+            + (f", etab {record['etab_exports']}/{n}" if phase == "first" else f", changed {summary.get('changed')}")
+            + ("" if record["correct"] else "  ** NOT CORRECT: " + str(summary.get("error") or summary.get("first_failure") or proc.stderr[-500:]))
+        )
+        records.append(record)
+        if phase == "first" and not record["correct"] and summary.get("states") is None:
+            break
+    shutil.rmtree(box.root, ignore_errors=True)
+    return records

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks for nfskit (see benchmarks/README.md).
+
+    .venv/bin/python benchmarks/run.py [--sizes 1000,10000] [--only kernel|ganesha]
+
+1. kernel: converge N exports with the real exportfs, ours (``nfs_server.managed``) against Salt's
+   core ``nfs_export.present`` (Salt 3007.15), first apply and no-op re-apply, via salt-call --local.
+2. ganesha: add one export to a ganesha serving 10,000, ours (GaneshaBackend.apply: validate +
+   write + DBus AddExport) against a SIGHUP reload of the same config, until a client can write.
+
+Installs what it needs (idempotent): a separate venv ``.venv-bench-3007`` with salt==3007.15.
+Writes benchmarks/results/latest.json and latest.md (results of an earlier run for a benchmark or
+size not run now are kept, each with its own timestamp).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BENCH, REPO, fmt_s, loadavg, median, say  # noqa: E402
+
+CORE_SALT = "3007.15"
+BENCH_VENV = REPO / ".venv-bench-3007"
+RESULTS = BENCH / "results"  # --results-dir changes it (test runs)
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def ensure_bench_venv() -> Path:
+    """``.venv-bench-3007`` with salt==3007.15 (the last Salt with core nfs_export); idempotent."""
+    stamp = BENCH_VENV / ".nfskit-bench-installed"
+    want = f"salt=={CORE_SALT}"
+    if stamp.exists() and stamp.read_text().strip() == want:
+        return BENCH_VENV
+    say(f"preparing {BENCH_VENV.name} (salt {CORE_SALT}, for core nfs_export; a first install takes ~2 minutes)")
+    if not (BENCH_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+    proc = subprocess.run(
+        [str(BENCH_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", want],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"pip install {want} failed:\n{proc.stdout}\n{proc.stderr}")
+    check = subprocess.run(
+        [str(BENCH_VENV / "bin" / "python"), "-c", "import salt.version, salt.states.nfs_export, salt.modules.nfs3; print(salt.version.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    if check.stdout.strip() != CORE_SALT:
+        sys.exit(f"{BENCH_VENV} does not provide salt {CORE_SALT} with nfs_export: {check.stdout}{check.stderr}")
+    stamp.write_text(want + "\n")
+    return BENCH_VENV
+
+
+def salt_version(venv: Path) -> str:
+    return subprocess.run([str(venv / "bin" / "python"), "-c", "import salt.version; print(salt.version.__version__)"], capture_output=True, text=True).stdout.strip()
+
+
+def load_results() -> dict:
+    try:
+        return json.loads((RESULTS / "latest.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def save_results(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"), ("latest.md", render_md(results))):
+        tmp = RESULTS / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, RESULTS / name)
+
+
+# ---------------------------------------------------------------------------------------- kernel
+
+
+def summarise_kernel(records: list[dict]) -> list[dict]:
+    """Median per (impl, n, phase) over repetitions."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["impl"], r["n"], r["phase"]), []).append(r)
+    rows = []
+    for (impl, n, phase), recs in sorted(groups.items()):
+        rows.append(
+            {
+                "impl": impl,
+                "n": n,
+                "phase": phase,
+                "runs": len(recs),
+                "wall_s": median([r["wall_s"] for r in recs]),
+                "state_s": median([r.get("state_s") for r in recs]),
+                "wall_all": [round(r["wall_s"], 3) for r in recs],
+                "state_all": [round(r["state_s"], 4) if r.get("state_s") is not None else None for r in recs],
+                "correct": all(r.get("correct") for r in recs),
+                "etab_exports": [r.get("etab_exports") for r in recs] if phase == "first" else None,
+            }
+        )
+    return rows
+
+
+def run_kernel(args, results: dict) -> None:
+    import kernel_bench as kb
+
+    venv = ensure_bench_venv()
+    scratch = Path(tempfile.mkdtemp(prefix="nfskit-bench-kernel-"))
+    section = results.setdefault("kernel", {"rows": [], "records": []})
+    try:
+        ok, why = kb.ours_loads(venv, scratch)
+        ours_venv = venv if ok else REPO / ".venv"
+        if not ok:
+            say(f"our modules do not load under Salt {CORE_SALT}; running ours under {ours_venv} instead:\n{why}")
+        versions = {"core": salt_version(venv), "ours": salt_version(ours_venv)}
+        say(f"Salt for core: {versions['core']} ({venv.name}); for ours: {versions['ours']} ({ours_venv.name})")
+        startup = {}
+        for v in {venv, ours_venv}:
+            startup[salt_version(v)] = kb.salt_startup(v, scratch)
+            say(f"salt-call --local test.true (startup alone) with Salt {salt_version(v)}: {startup[salt_version(v)]:.2f}s")
+        sizes = args.sizes
+        say(f"creating {max(sizes)} export directories under {scratch}/exp")
+        all_paths = kb.make_export_dirs(scratch / "exp", max(sizes))
+        impls = args.impls
+        for n in sizes:
+            paths = all_paths[:n]
+            new_records = []
+            for impl in impls:
+                reps = args.repeat if impl == "ours" else (args.core_repeat if args.core_repeat is not None else (args.repeat if n <= 2000 else 1))
+                for rep in range(reps):
+                    new_records += kb.run_series(impl, n, rep, ours_venv if impl == "ours" else venv, scratch, paths)
+                # keep earlier records of other (impl, n) pairs; replace this pair's
+                section["records"] = [r for r in section.get("records", []) if not (r["impl"] == impl and r["n"] == n)]
+                section["records"] += [dict(r, measured_at=now(), commit=git_commit()) for r in new_records if r["impl"] == impl]
+                section["rows"] = summarise_kernel(section["records"])
+                section.update(
+                    salt={"core": versions["core"], "ours": versions["ours"]},
+                    salt_call_startup_s=startup,
+                    hosts=kb.HOSTS,
+                    options=kb.OPTIONS,
+                    measured_at=now(),
+                )
+                save_results(results)
+    finally:
+        if args.keep:
+            say(f"scratch kept: {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------- ganesha
+
+
+def run_ganesha(args, results: dict) -> None:
+    import ganesha_bench as gb
+
+    section = gb.run(existing=args.ganesha_exports, repeat=args.ganesha_repeat, keep=args.keep)
+    section["measured_at"] = now()
+    section["commit"] = git_commit()
+    results["ganesha"] = section
+    save_results(results)
+
+
+# -------------------------------------------------------------------------------------- markdown
+
+
+def render_md(results: dict) -> str:
+    meta = results.get("meta", {})
+    out = ["# nfskit benchmarks: latest results", ""]
+    out.append(
+        f"Machine: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, {meta.get('python', '')}; "
+        f"written by `benchmarks/run.py` ({meta.get('written_at', '?')}, commit {meta.get('commit', '?')}). "
+        "Other jobs may have shared the machine: load averages are in latest.json."
+    )
+    out.append("")
+    kernel = results.get("kernel")
+    if kernel and kernel.get("rows"):
+        rows = {(r["impl"], r["n"], r["phase"]): r for r in kernel["rows"]}
+        sizes = sorted({r["n"] for r in kernel["rows"]})
+        startup = kernel.get("salt_call_startup_s", {})
+        out += [
+            "## 1. Kernel exports: converge N exports with the real exportfs",
+            "",
+            f"Ours: `nfs_server.managed` (one state, all exports; Salt {kernel.get('salt', {}).get('ours', '?')}). "
+            f"Core: `nfs_export.present` (one state per export; Salt {kernel.get('salt', {}).get('core', '?')}). "
+            f"Same export dirs, hosts `{kernel.get('hosts')}`, options `{','.join(kernel.get('options', []))}`. "
+            "Wall = the whole `salt-call --local` (includes Salt's own startup: "
+            + ", ".join(f"{fmt_s(v)} for `test.true` on {k}" for k, v in startup.items() if v)
+            + "); state = the states' own `duration`, summed. Ours: median of the runs shown; core: runs shown.",
+            "",
+            "| N | phase | ours: wall | ours: state | core: wall | core: state | speed-up wall / state | checks |",
+            "|---:|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for n in sizes:
+            for phase in ("first", "noop"):
+                o, c = rows.get(("ours", n, phase)), rows.get(("core", n, phase))
+                if not o and not c:
+                    continue
+                speed = ""
+                if o and c and o.get("state_s") and c.get("state_s"):
+                    speed = f"{c['wall_s'] / o['wall_s']:.1f}x / {c['state_s'] / o['state_s']:.1f}x"
+                checks = []
+                for label, r in (("ours", o), ("core", c)):
+                    if r:
+                        checks.append(f"{label} {'ok' if r['correct'] else 'FAILED'}")
+                runs = lambda r: f" ({r['runs']}x)" if r and r["runs"] > 1 else ""  # noqa: E731
+                out.append(
+                    f"| {n:,} | {'first apply' if phase == 'first' else 'no-op re-apply'} "
+                    f"| {fmt_s(o and o['wall_s'])}{runs(o)} | {fmt_s(o and o['state_s'])} "
+                    f"| {fmt_s(c and c['wall_s'])}{runs(c)} | {fmt_s(c and c['state_s'])} | {speed} | {', '.join(checks)} |"
+                )
+        out.append("")
+    g = results.get("ganesha")
+    if g:
+        out += ["## 2. NFS-Ganesha: add one export to a server already serving "
+                f"{g.get('existing', 0):,} exports", ""]
+        out += g.get("md", [])
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1000,10000", help="export counts for the kernel benchmark (default 1000,10000)")
+    p.add_argument("--only", choices=["kernel", "ganesha"], help="run only one benchmark")
+    p.add_argument("--impls", default="ours,core", help="kernel: which implementations (default ours,core)")
+    p.add_argument("--repeat", type=int, default=3, help="kernel: repetitions of ours (median reported; default 3)")
+    p.add_argument("--core-repeat", type=int, default=None, help="kernel: repetitions of core (default: --repeat up to N=2000, else 1)")
+    p.add_argument("--ganesha-exports", type=int, default=10000, help="ganesha: exports already served (default 10000)")
+    p.add_argument("--ganesha-repeat", type=int, default=3, help="ganesha: repetitions of ours' add (default 3; SIGHUP once)")
+    p.add_argument("--keep", action="store_true", help="keep scratch dirs for inspection")
+    p.add_argument("--results-dir", default=str(RESULTS), help="where latest.json/latest.md go (default benchmarks/results)")
+    args = p.parse_args(argv)
+    args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    args.impls = [i for i in args.impls.split(",") if i]
+    return args
+
+
+def main(argv=None) -> int:
+    global RESULTS
+    args = parse_args(argv)
+    RESULTS = Path(args.results_dir).resolve()
+    if os.geteuid() != 0:
+        sys.exit("the benchmarks need root (mount namespaces, network namespaces)")
+    results = load_results()
+    results["meta"] = {
+        "written_at": now(),
+        "commit": git_commit(),
+        "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?"),
+        "cores": os.cpu_count(),
+        "python": f"Python {platform.python_version()}",
+        "loadavg_start": loadavg(),
+        "argv": sys.argv[1:],
+    }
+    if args.only in (None, "kernel"):
+        run_kernel(args, results)
+    if args.only in (None, "ganesha"):
+        run_ganesha(args, results)
+    results["meta"]["loadavg_end"] = loadavg()
+    save_results(results)
+    say(f"results: {RESULTS / 'latest.md'}")
+    print((RESULTS / "latest.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
