@@ -62,9 +62,9 @@ INDEX_HEADER = (
     "# managed by nfskit (salt): one %include per export block in {dir}\n"
     "# ganesha.conf includes this file:  %include \"{index}\"\n"
 )
-_ID_RE = re.compile(r"^\s*Export_Id\s*=\s*([0-9]+)\s*;", re.M | re.I)
-_PATH_RE = re.compile(r'^\s*Path\s*=\s*"([^"\n]*)"\s*;', re.M | re.I)
-_PSEUDO_RE = re.compile(r'^\s*Pseudo\s*=\s*"([^"\n]*)"\s*;', re.M | re.I)
+_ID_RE = re.compile(r"(?:^|[;{\s])Export_Id\s*=\s*([0-9]+)\s*;", re.I)
+_PATH_RE = re.compile(r'(?:^|[;{\s])Path\s*=\s*"([^"\n]*)"\s*;', re.I)
+_PSEUDO_RE = re.compile(r'(?:^|[;{\s])Pseudo\s*=\s*"([^"\n]*)"\s*;', re.I)
 # ganesha log lines that mean the configuration was not accepted
 _LOG_ERROR = re.compile(r":CONFIG :(CRIT|MAJ) :|:FSAL :(CRIT|MAJ) :|error: syntax|Unknown token|Unknown parameter")
 _LOG_SEVERE = re.compile(r":(CRIT|MAJ|FATAL) :")
@@ -127,27 +127,21 @@ class GaneshaBackend(Backend):
     def _block_files(self) -> list[Path]:
         try:
             with os.scandir(self.exports_dir) as entries:
-                return sorted(
-                    Path(entry.path) for entry in entries
+                names = sorted(
+                    entry.name for entry in entries
                     if entry.name.endswith(".conf") and not entry.name.startswith(".") and entry.is_file()
                 )
         except FileNotFoundError:
             return []
+        return [self.exports_dir / name for name in names]
 
     def _scan(self) -> dict[Path, _Managed]:
-        """Ids, paths and pseudo paths of every block file (regexes only; ~10 µs a file)."""
+        """Ids, paths and pseudo paths of every block file, from the first lines only (no parse)."""
         found: dict[Path, _Managed] = {}
         for file in self._block_files():
             text = _read_text(file)
-            if text is None:
-                continue
-            ids, paths, pseudos = _ID_RE.findall(text), _PATH_RE.findall(text), _PSEUDO_RE.findall(text)
-            found[file] = _Managed(
-                file,
-                int(ids[0]) if len(ids) == 1 else None,
-                paths[0] if len(paths) == 1 else None,
-                pseudos[0] if len(pseudos) == 1 else (paths[0] if len(paths) == 1 and not pseudos else None),
-            )
+            if text is not None:
+                found[file] = _Managed(file, *_scan_text(text))
         return found
 
     # ------------------------------------------------------------------ Backend API
@@ -385,23 +379,29 @@ class GaneshaBackend(Backend):
         return problems
 
     def _sighup_fallback(self, why: Exception, journal, old_index, removes, warnings: list[str]) -> ApplyReport:
-        if not self.validate_enabled:
+        pid = self._ganesha_pid()
+        if pid is not None and not self.validate_enabled:
             self._restore(journal, old_index)
             raise BackendError(
                 f"{why}; the SIGHUP fallback needs validation (a syntax error plus SIGHUP makes ganesha drop every "
                 "export) but validate is off. Nothing was changed."
             )
-        pid = self._ganesha_pid()
         for _, _, file, _ in removes:
             with contextlib.suppress(FileNotFoundError):
                 file.unlink()
         if pid is None:
-            warnings.append(f"{why}; ganesha does not run (no live pid in {self.pid_file}): the files are written and load at its next start")
+            warnings.append(
+                f"{why}; ganesha does not run (no live ganesha pid in {self.pid_file}): "
+                "the files are written and load at its next start"
+            )
             return ApplyReport(method="none", warnings=warnings)
         try:
             os.kill(pid, signal.SIGHUP)
         except OSError as exc:
-            raise BackendError(f"{why}; sending SIGHUP to ganesha (pid {pid}) failed: {exc}. The new files are in place and load at the next reload or start.") from None
+            raise BackendError(
+                f"{why}; sending SIGHUP to ganesha (pid {pid}) failed: {exc}. "
+                "The new files are in place and load at the next reload or start."
+            ) from None
         warnings.append(
             f"{why}; sent SIGHUP to ganesha (pid {pid}) instead: it rereads every export asynchronously "
             "(seconds for thousands of exports)"
@@ -518,6 +518,23 @@ def _judge_log(text: str, names: dict[str, str]) -> list[str]:
     return warnings
 
 
+def _scan_text(text: str) -> tuple[Optional[int], Optional[str], Optional[str]]:
+    """(Export_Id, Path, Pseudo) of a block file: lines 3-5 of our canonical layout, else regexes."""
+    head = text.split("\n", 5)
+    if (
+        len(head) == 6 and head[1] == "EXPORT {" and head[2].startswith("    Export_Id = ")
+        and head[3].startswith('    Path = "') and head[4].startswith('    Pseudo = "')
+        and head[2].endswith(";") and head[3].endswith('";') and head[4].endswith('";')
+    ):
+        number = head[2][16:-1]
+        if number.isdigit():
+            return int(number), head[3][12:-2], head[4][14:-2]
+    ids, paths, pseudos = _ID_RE.findall(text), _PATH_RE.findall(text), _PSEUDO_RE.findall(text)
+    path = paths[0] if len(paths) == 1 else None
+    pseudo = pseudos[0] if len(pseudos) == 1 else (path if not pseudos else None)
+    return (int(ids[0]) if len(ids) == 1 else None), path, pseudo
+
+
 def _not_active(message: str) -> bool:
     lower = message.lower()
     return "not found" in lower or "no such" in lower or "not exist" in lower
@@ -533,11 +550,21 @@ def _config_path(value: object, name: str) -> str:
 
 
 def _read_text(file: Path) -> Optional[str]:
+    """The file's text, or None when it does not exist (os.read: half the cost of open() for 10k files)."""
     try:
-        with open(file, encoding="utf-8", errors="surrogateescape") as handle:
-            return handle.read()
+        fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
 def _write_atomic(file: Path, text: str) -> None:
