@@ -146,15 +146,20 @@ def parse_state_output(stdout: str) -> dict:
     }
 
 
-def salt_startup(venv: Path, scratch: Path, repeat: int = 3) -> float | None:
-    """Median wall time of ``salt-call --local test.true``: Salt's fixed startup cost."""
-    box = Sandbox(scratch / "startup", "core", venv)
-    times = []
-    for _ in range(repeat):
-        elapsed, proc = run_timed([str(venv / "bin" / "salt-call"), "--local", "--config-dir", str(box.config_dir), "test.true"])
-        if proc.returncode == 0:
-            times.append(elapsed)
-    return median(times)
+def salt_startup(venv: Path, scratch: Path, repeat: int = 3) -> dict:
+    """Salt's fixed cost per salt-call (median wall): ``test.true``, and ``state.apply`` of a
+    one-state SLS (``test.nop``: state compiler, pillar and the module reload a state run does)."""
+    box = Sandbox(scratch / f"startup-{venv.name}", "core", venv)
+    (box.srv / "trivial.sls").write_text('#!json\n{"nothing": {"test.nop": []}}')
+    out = {}
+    for label, args in (("test.true", ["test.true"]), ("state.apply trivial", ["state.apply", "trivial"])):
+        times = []
+        for _ in range(repeat):
+            elapsed, proc = run_timed([str(venv / "bin" / "salt-call"), "--local", "--config-dir", str(box.config_dir), *args])
+            if proc.returncode == 0:
+                times.append(elapsed)
+        out[label] = median(times)
+    return out
 
 
 def ours_loads(venv: Path, scratch: Path) -> tuple[bool, str]:
