@@ -38,7 +38,8 @@ As a pytest fixture::
 
 Everything the bed starts is stopped by PID and every namespace it created is deleted in
 ``stop()`` (also on failures half-way through ``start()``). It refuses to start when one of its
-namespace names already exists, so it never touches somebody else's namespaces.
+namespace names already exists, so it never touches somebody else's namespaces; after a hard
+crash (kill -9 of the test run) ``NfsBed.remove_leftovers(name)`` clears that name's remains.
 """
 from __future__ import annotations
 
@@ -222,6 +223,26 @@ class NfsBed:
         if self._own_workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._started = False
+
+    @staticmethod
+    def remove_leftovers(name: str = "nkg", clients: int = 3) -> list[str]:
+        """Delete the namespaces a *crashed* bed of this ``name`` left behind (``start`` refuses
+        to reuse them), after killing the processes inside them by PID. Only for names you own.
+        Returns the namespaces removed."""
+        existing = set(_run(["ip", "netns", "list"]).stdout.split())
+        removed = []
+        for ns in [f"{name}-srv"] + [f"{name}-c{i}" for i in range(1, clients + 1)]:
+            if ns not in existing:
+                continue
+            pids = _run(["ip", "netns", "pids", ns], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            _run(["ip", "netns", "del", ns], check=False)
+            removed.append(ns)
+        return removed
 
     def _make_dirs(self) -> None:
         for directory in (self.run_dir, self.conf_dir, self.log_dir, self.etc_dir, self.export_root, self.exports_dir, self.workdir / "recov"):

@@ -235,6 +235,18 @@ def test_unknown_id_on_remove_is_only_a_warning(config, fake_bus):
     assert backend.read() == {}
 
 
+def test_ganesha_missing_on_the_bus_falls_back_like_no_bus(config, fake_bus, monkeypatch):
+    backend = GaneshaBackend(config)
+
+    def not_on_bus(self, conf_file, export_id):
+        raise DBusUnavailable("ganesha is not on the bus: org.freedesktop.DBus.Error.ServiceUnknown")
+
+    monkeypatch.setattr(FakeBus, "add_export", not_on_bus)
+    report = apply(backend, export("/srv/a"))
+    assert report.method == "none" and "ServiceUnknown" in report.warnings[0]
+    assert list(backend.read()) == ["/srv/a"]
+
+
 def test_dbus_down_and_validation_off_refuses_sighup(config, tmp_path, monkeypatch):
     backend = GaneshaBackend(config)
     monkeypatch.setattr(GaneshaBackend, "_ganesha_pid", lambda self: 12345)  # "running"

@@ -265,6 +265,14 @@ class GaneshaBackend(Backend):
                 for export, export_id, file, _ in removes:
                     self._live_remove(bus, export_id, warnings, export.path)
                     done.append(("remove", export_id, file))
+        except DBusUnavailable as exc:
+            if done:
+                self._restore(journal, old_index)
+                raise BackendError(
+                    f"lost DBus half-way: {exc}. The previous export files and index were restored; ganesha may "
+                    f"already run {len(done)} of the changes (apply again to converge)"
+                ) from None
+            return self._sighup_fallback(exc, journal, old_index, removes, warnings)  # e.g. ganesha not on the bus
         except (BackendError, OperationTimeout) as exc:
             self._restore(journal, old_index)
             undo_problems = self._undo(done, exc)
