@@ -227,7 +227,10 @@ def _check_value(group: str, value: str, where: str) -> str:
             raise InvalidInput(where, "sec=" + value, "repeats a flavor")
         return value
     if group in ("anonuid", "anongid"):
-        return str(check_anon_id(value, where, group))
+        try:
+            return str(check_anon_id(value, where, group))
+        except InvalidInput as exc:
+            raise InvalidInput(where, f"{group}={value}", exc.problem) from None
     if group == "fsid":
         if not re.fullmatch(r"root|[0-9]{1,10}|[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}|[0-9a-fA-F]{1,32}", value):
             raise InvalidInput(where, "fsid=" + value, "must be a number, 'root' or a UUID")
