@@ -13,12 +13,11 @@ _KINDS = {"modules": "_modules", "states": "_states", "runners": "_runners"}
 
 
 def loader_dirs() -> dict[str, list[str]]:
-    dirs = {}
-    for kind in _KINDS:
-        spec = importlib.util.find_spec(f"nfskit_salt.{kind}")
-        if spec and spec.submodule_search_locations:
-            dirs[kind] = [str(Path(p)) for p in spec.submodule_search_locations]
-    if len(dirs) == len(_KINDS):
-        return dirs
+    spec = importlib.util.find_spec("nfskit_salt")
+    if spec and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            installed = {kind: [str(Path(location) / kind)] for kind in _KINDS if (Path(location) / kind).is_dir()}
+            if installed:
+                return installed
     checkout = Path(__file__).resolve().parent.parent.parent
     return {kind: [str(checkout / folder)] for kind, folder in _KINDS.items() if (checkout / folder).is_dir()}
