@@ -247,6 +247,20 @@ def test_ganesha_missing_on_the_bus_falls_back_like_no_bus(config, fake_bus, mon
     assert list(backend.read()) == ["/srv/a"]
 
 
+def test_no_sighup_while_any_block_file_has_a_syntax_error(config, monkeypatch):
+    backend = GaneshaBackend(dict(config, validate=True))
+    monkeypatch.setattr(GaneshaBackend, "_check_with_ganesha", lambda self, blocks: [])  # root-only part
+    monkeypatch.setattr(GaneshaBackend, "_ganesha_pid", lambda self: 12345)
+    sent = []
+    monkeypatch.setattr(ganesha_module.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    assert apply(backend, export("/srv/a")).method == "sighup" and len(sent) == 1
+    (backend.exports_dir / "hand-made.conf").write_text("EXPORT { Export_Id = 7; Path = /srv/h\n")
+    with pytest.raises(BackendError) as info:
+        backend.apply(make_plan({"/srv/a": export("/srv/a")}, [export("/srv/a"), export("/srv/b")]))
+    assert "hand-made.conf has a syntax error" in str(info.value) and len(sent) == 1
+    assert not backend.file_for("/srv/b").exists()
+
+
 def test_dbus_down_and_validation_off_refuses_sighup(config, tmp_path, monkeypatch):
     backend = GaneshaBackend(config)
     monkeypatch.setattr(GaneshaBackend, "_ganesha_pid", lambda self: 12345)  # "running"

@@ -42,7 +42,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from nfskit.backends.base import Backend
 from nfskit.errors import BackendError, Conflict, InvalidInput, NfsKitError, OperationTimeout
-from nfskit.ganesha_codec import MAX_EXPORT_ID, parse_block, render_block
+from nfskit.ganesha_codec import MAX_EXPORT_ID, ConfigSyntaxError, parse_block, parse_config, render_block
 from nfskit.ganesha_dbus import DBusUnavailable, GaneshaCallError, GaneshaDBus
 from nfskit.model import Export
 from nfskit.plan import ApplyReport, Plan
@@ -244,7 +244,7 @@ class GaneshaBackend(Backend):
                 _write_atomic(file, text)
             live_files = (set(scan) | {file for _, _, file, _ in adds}) - removed_files
             self._write_index(live_files)
-        except OSError as exc:
+        except (OSError, BackendError) as exc:
             self._restore(journal, old_index)
             raise BackendError(f"cannot write ganesha export files: {exc}; nothing was changed") from None
 
@@ -394,6 +394,14 @@ class GaneshaBackend(Backend):
                 f"{why}; the SIGHUP fallback needs validation (a syntax error plus SIGHUP makes ganesha drop every "
                 "export) but validate is off. Nothing was changed."
             )
+        if pid is not None:
+            broken = self._syntax_problem()
+            if broken:
+                self._restore(journal, old_index)
+                raise BackendError(
+                    f"{why}; not sending SIGHUP because {broken} (ganesha would drop every export on a syntax "
+                    "error). Nothing was changed."
+                )
         for _, _, file, _ in removes:
             with contextlib.suppress(FileNotFoundError):
                 file.unlink()
@@ -415,6 +423,16 @@ class GaneshaBackend(Backend):
             "(seconds for thousands of exports)"
         )
         return ApplyReport(method="sighup", warnings=warnings)
+
+    def _syntax_problem(self) -> Optional[str]:
+        """Syntax-check every block file the index includes (only before a SIGHUP: ganesha then
+        rereads all of them, and one syntax error anywhere drops every export)."""
+        for file in self._block_files():
+            try:
+                parse_config(_read_text(file) or "")
+            except ConfigSyntaxError as exc:
+                return f"{file} has a syntax error ({exc})"
+        return None
 
     def _ganesha_pid(self) -> Optional[int]:
         text = _read_text(self.pid_file)
