@@ -397,12 +397,12 @@ def reload(
 
     With the standard paths exportfs runs directly (this changes what the server exports). With
     other paths it runs in a private mount namespace with them bound over the standard ones, so
-    the etab it writes is ``state_dir/etab``.
+    the etab it writes is ``state_dir/etab``. ``state_dir`` None, ``/var/lib/nfs`` or the one
+    nfs.conf names all mean "where exportfs keeps it anyway".
     """
     binary = _binary(exportfs)
-    standard = _same(exports_file, EXPORTS_FILE) and _same(exports_d, EXPORTS_D) and (
-        state_dir is None or os.path.abspath(state_dir) == configured_state_dir()
-    )
+    own_state = state_dir is None or os.path.abspath(state_dir) in (STATE_DIR, configured_state_dir())
+    standard = _same(exports_file, EXPORTS_FILE) and _same(exports_d, EXPORTS_D) and own_state
     if standard:
         rc, _, err = _run([binary, "-ra"], timeout)
         return classify(err, rc)
@@ -422,7 +422,7 @@ def reload(
             if not os.path.isdir(d_arg):
                 d_arg = os.path.join(work, "exports.d")
                 os.mkdir(d_arg)
-        state_arg = "-" if state_dir is None or os.path.abspath(state_dir) == configured_state_dir() else os.path.abspath(state_dir)
+        state_arg = "-" if own_state else os.path.abspath(state_dir)  # type: ignore[arg-type]
         scratch = os.path.join(work, "scratch")
         os.mkdir(scratch)
         rc, _, err = _run_in_namespace(scratch, [binary, "-ra"], exports=exports_arg, exports_d=d_arg, state=state_arg, timeout=timeout)

@@ -48,6 +48,7 @@ _REST_OF_LINE = re.compile(r"[ \t]*\n")
 _OCTAL = re.compile(r"\\([0-7]{3})")
 _NEEDS_QUOTES = re.compile(r"[\s#]")
 _COMPLEX = re.compile(r'["\\\r\x0b\x0c\x00]')
+_FAST_TOKENS = re.compile(r"#.*|[^ \t]+")
 _SIMPLE_TOKEN = re.compile(r"#[^\n]*|[^ \t\n]+|\n")
 # Paths that need no closer look: components not starting with '.', no '//', no trailing '/'.
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_+@%:,~=-][A-Za-z0-9_.+@%:,~=-]*)+")
@@ -492,6 +493,60 @@ def parse_exports_model(text: str, field: str = "exports") -> dict[str, Export]:
     model refuses, and a host given twice for one path raise :class:`InvalidInput` whose field
     names the line, e.g. ``exports line 3 options[1]``.
     """
+    fast = _model_fast(text)
+    if fast is not None:
+        return fast
+    return _model_general(text, field)
+
+
+def _model_fast(text: str) -> Optional[dict[str, Export]]:
+    """:func:`_model_general` for the common shape (what our backend writes): simple text, every
+    client ``host(options)``, no ``-defaults``. Returns None whenever anything else is seen, or
+    anything is wrong, so the general path decides (and words the error)."""
+    if _COMPLEX.search(text) is not None:
+        return None
+    result: dict[str, list[ClientRule]] = {}
+    seen: dict[str, set[str]] = {}
+    for line in text.split("\n"):
+        tokens = _FAST_TOKENS.findall(line)
+        if not tokens or tokens[0][0] == "#":
+            continue
+        path = tokens[0]
+        clients = []
+        for token in tokens[1:]:
+            if token[0] == "#":
+                break
+            paren = token.find("(")
+            if paren <= 0 or token.find(")") != len(token) - 1 or token[0] == "-":
+                return None
+            inner = token[paren + 1 : -1]
+            words = inner.split(",") if inner else []
+            if words and words[-1] == "":
+                words.pop()
+            clients.append((token[:paren], tuple(words)))
+        if not clients:
+            return None
+        if path not in result:
+            if not (len(path) <= 4096 and _PLAIN_PATH.fullmatch(path)):
+                try:
+                    check_path(path, "path")
+                except InvalidInput:
+                    return None
+            result[path] = []
+            seen[path] = set()
+        rules, hosts = result[path], seen[path]
+        for host, words in clients:
+            if host in hosts:
+                return None
+            hosts.add(host)
+            try:
+                rules.append(_rule_for(host, words))
+            except InvalidInput:
+                return None
+    return {path: Export(path=path, rules=tuple(rules)) for path, rules in result.items()}
+
+
+def _model_general(text: str, field: str) -> dict[str, Export]:
     doc = parse(text)
     if doc.issues:
         issue = doc.issues[0]

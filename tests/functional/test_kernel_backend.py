@@ -277,7 +277,7 @@ def test_check_candidate_names_the_candidate_files(tmp_path, box):
     assert exportfs.check_candidate([good]) == ([], [])
 
 
-def test_reload_with_standard_state_dir_is_not_used_by_the_sandbox(box):
+def test_reload_runs_in_the_namespace_for_sandbox_paths(box):
     # the sandbox state dir differs from the configured one, so reload goes through the namespace
     assert exportfs.configured_state_dir() != str(box.state_dir)
     errors, warnings = box.backend().reload()

@@ -72,9 +72,10 @@ def option_words(draw):
 
 
 @st.composite
-def exports(draw):
+def exports(draw, spaces=True):
     """``{path: Export}`` built through the model (so rules are canonical)."""
-    component = st.text(string.ascii_letters + string.digits + "_-+ ", min_size=1, max_size=10).filter(
+    alphabet = string.ascii_letters + string.digits + "_-+" + (" " if spaces else "")
+    component = st.text(alphabet, min_size=1, max_size=10).filter(
         lambda c: c not in (".", "..")
     )
     paths = draw(st.lists(st.lists(component, min_size=1, max_size=4).map(lambda c: "/" + "/".join(c)), min_size=1, max_size=5, unique=True))

@@ -145,3 +145,36 @@ def test_fast_scanner_matches_general_scanner(text):
     general_entries, general_issues = ec._scan_general(text)
     assert ec._scan_simple(text) == general_entries
     assert ec._scan(text) == (general_entries, general_issues)
+
+
+# -- the fast model path agrees with the general one ---------------------------------------------
+TOKENS = ["/a", "/b", "/a/b c", "/a/../b", "h(rw)", "h(ro,sync)", "h2()", "h2(rw,)", "@g(ro,async)", "(rw)",
+          "h", "-rw", "-ro,sync", "#c", "# x y", "h(rw", "h(rw)x", "h(bogus)", "h(rw,ro)", "10.0.0.0/8(rw)",
+          "bad!(rw)", "h(anonuid=1)", "2001:db8::/64(ro)"]
+SOUP = st.lists(
+    st.lists(st.sampled_from(TOKENS), max_size=5).map(lambda t: " ".join(t)), max_size=6
+).map("\n".join)
+
+
+def _general(text):
+    try:
+        return ec._model_general(text, "exports")
+    except InvalidInput:
+        return "error"
+
+
+@SETTINGS
+@given(st.one_of(SOUP, document().map(lambda c: c[0])))
+def test_fast_model_path_agrees_with_general(text):
+    fast = ec._model_fast(text)
+    general = _general(text)
+    assert fast is None or fast == general
+    if fast is None and general != "error":
+        assert ec.parse_exports_model(text) == general
+
+
+@SETTINGS
+@given(exports(spaces=False))
+def test_fast_model_path_takes_what_we_render(wanted):
+    text = "# header\n" + "".join(ec.render_export_line(e) for e in wanted.values())
+    assert ec._model_fast(text) == wanted
