@@ -188,7 +188,7 @@ def run_series(impl: str, n: int, rep: int, venv: Path, scratch: Path, paths: li
             box.argv("--out=json", "--retcode-passthrough", "state.apply", "bench"), env=box.env(), heartbeat=heartbeat
         )
         summary = parse_state_output(proc.stdout)
-        record = {"impl": impl, "n": n, "phase": phase, "rep": rep, "wall_s": wall, "rc": proc.returncode, **summary}
+        record = {"impl": impl, "n": n, "phase": phase, "rep": rep, "wall_s": wall, "cpu_s": proc.cpu_s, "rc": proc.returncode, **summary}
         if phase == "first":
             record["etab_exports"] = box.etab_paths()
             record["correct"] = record["etab_exports"] == n and summary.get("failed") == 0 and "error" not in summary
@@ -198,7 +198,7 @@ def run_series(impl: str, n: int, rep: int, venv: Path, scratch: Path, paths: li
             record["stderr_tail"] = proc.stderr[-2000:]
         state_s = record.get("state_s")
         say(
-            f"kernel {impl} N={n} rep {rep + 1}: {phase}: wall {wall:.2f}s, state "
+            f"kernel {impl} N={n} rep {rep + 1}: {phase}: wall {wall:.2f}s (cpu {proc.cpu_s:.2f}s), state "
             + (f"{state_s:.3f}s" if state_s is not None else "n/a")
             + (f", etab {record['etab_exports']}/{n}" if phase == "first" else f", changed {summary.get('changed')}")
             + ("" if record["correct"] else "  ** NOT CORRECT: " + str(summary.get("error") or summary.get("first_failure") or proc.stderr[-500:]))

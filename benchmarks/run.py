@@ -31,7 +31,8 @@ from common import BENCH, REPO, fmt_s, loadavg, median, say  # noqa: E402
 
 CORE_SALT = "3007.15"
 BENCH_VENV = REPO / ".venv-bench-3007"
-RESULTS = BENCH / "results"  # --results-dir changes it (test runs)
+DEFAULT_RESULTS = BENCH / "results"
+RESULTS = DEFAULT_RESULTS  # --results-dir changes it (trial runs; then README.md is left alone)
 
 
 def now() -> str:
@@ -85,10 +86,30 @@ def load_results() -> dict:
 
 def save_results(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"), ("latest.md", render_md(results))):
+    md = render_md(results)
+    for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"), ("latest.md", md)):
         tmp = RESULTS / (name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, RESULTS / name)
+    if RESULTS == DEFAULT_RESULTS:
+        update_readme(md)
+
+
+def update_readme(md: str) -> None:
+    """Copy the figures into benchmarks/README.md below its ``<!-- figures -->`` marker."""
+    readme = BENCH / "README.md"
+    marker = "<!-- figures -->"
+    try:
+        text = readme.read_text()
+    except OSError:
+        return
+    if marker not in text:
+        return
+    body = md.split("\n", 2)[2] if md.startswith("# ") else md  # drop the title line
+    body = body.replace("\n## ", "\n### ")
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(text.split(marker)[0] + marker + "\n" + body.lstrip("\n"))
+    os.replace(tmp, readme)
 
 
 # ---------------------------------------------------------------------------------------- kernel
@@ -108,6 +129,7 @@ def summarise_kernel(records: list[dict]) -> list[dict]:
                 "phase": phase,
                 "runs": len(recs),
                 "wall_s": median([r["wall_s"] for r in recs]),
+                "cpu_s": median([r.get("cpu_s") for r in recs]),
                 "state_s": median([r.get("state_s") for r in recs]),
                 "wall_all": [round(r["wall_s"], 3) for r in recs],
                 "state_all": [round(r["state_s"], 4) if r.get("state_s") is not None else None for r in recs],
@@ -206,7 +228,7 @@ def render_md(results: dict) -> str:
             + "); state = the states' own `duration`, summed over all states. "
             "Ours: median of the runs shown (3x by default); core: once at 10,000.",
             "",
-            "| N | phase | ours: wall | ours: state | core: wall | core: state | speed-up wall / state | checks |",
+            "| N | phase | ours: wall (cpu) | ours: state | core: wall (cpu) | core: state | speed-up: wall / state | checks |",
             "|---:|---|---:|---:|---:|---:|---:|---|",
         ]
         for n in sizes:
@@ -216,16 +238,23 @@ def render_md(results: dict) -> str:
                     continue
                 speed = ""
                 if o and c and o.get("state_s") and c.get("state_s"):
-                    speed = f"{c['wall_s'] / o['wall_s']:.1f}x / {c['state_s'] / o['state_s']:.1f}x"
+                    speed = f"{c['wall_s'] / o['wall_s']:.1f}x / {c['state_s'] / o['state_s']:.0f}x"
                 checks = []
                 for label, r in (("ours", o), ("core", c)):
                     if r:
-                        checks.append(f"{label} {'ok' if r['correct'] else 'FAILED'}")
-                runs = lambda r: f" ({r['runs']}x)" if r and r["runs"] > 1 else ""  # noqa: E731
+                        extra = f" (etab {'/'.join(str(x) for x in r['etab_exports'])})" if r.get("etab_exports") else ""
+                        checks.append(f"{label} {'ok' if r['correct'] else 'FAILED'}{extra}")
+
+                def wall(r):
+                    if not r:
+                        return "n/a"
+                    cpu = f" ({fmt_s(r['cpu_s'])})" if r.get("cpu_s") is not None else ""
+                    runs = f" [{r['runs']}x]" if r["runs"] > 1 else ""
+                    return f"{fmt_s(r['wall_s'])}{cpu}{runs}"
+
                 out.append(
                     f"| {n:,} | {'first apply' if phase == 'first' else 'no-op re-apply'} "
-                    f"| {fmt_s(o and o['wall_s'])}{runs(o)} | {fmt_s(o and o['state_s'])} "
-                    f"| {fmt_s(c and c['wall_s'])}{runs(c)} | {fmt_s(c and c['state_s'])} | {speed} | {', '.join(checks)} |"
+                    f"| {wall(o)} | {fmt_s(o and o['state_s'])} | {wall(c)} | {fmt_s(c and c['state_s'])} | {speed} | {'; '.join(checks)} |"
                 )
         out.append("")
     g = results.get("ganesha")
@@ -247,7 +276,7 @@ def parse_args(argv=None):
     p.add_argument("--ganesha-exports", type=int, default=10000, help="ganesha: exports already served (default 10000)")
     p.add_argument("--ganesha-repeat", type=int, default=3, help="ganesha: repetitions of ours' add (default 3; SIGHUP once)")
     p.add_argument("--keep", action="store_true", help="keep scratch dirs for inspection")
-    p.add_argument("--results-dir", default=str(RESULTS), help="where latest.json/latest.md go (default benchmarks/results)")
+    p.add_argument("--results-dir", default=str(DEFAULT_RESULTS), help="where latest.json/latest.md go (default benchmarks/results)")
     args = p.parse_args(argv)
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     args.impls = [i for i in args.impls.split(",") if i]
