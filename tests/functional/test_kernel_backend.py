@@ -14,7 +14,6 @@ from nfskit import exportfs
 from nfskit.backends import get_backend
 from nfskit.backends.kernel import HEADER, KernelBackend, managed_file_name
 from nfskit.errors import BackendError, InvalidInput, OperationTimeout
-from nfskit.exports_codec import parse_exports_model
 from nfskit.plan import make_plan
 from nfskit.spec import export_from_args
 from tests.support.sandbox import Sandbox, exportfs_unavailable
