@@ -87,3 +87,10 @@ def fmt_s(value) -> str:
     if value < 100:
         return f"{value:.2f} s"
     return f"{value:.0f} s"
+
+
+def fmt_x(ratio) -> str:
+    """A speed-up factor: 1.3x, 12x, 340x."""
+    if ratio is None:
+        return "n/a"
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BENCH, REPO, fmt_s, median, say
+from common import BENCH, REPO, fmt_s, fmt_x, median, say
 
 sys.path.insert(0, str(REPO / "_utils"))
 sys.path.insert(0, str(REPO / "tests" / "support"))
@@ -269,6 +269,6 @@ def render_md(s: dict) -> list[str]:
         f"(ganesha used {fmt_s(h.get('ganesha_cpu_s'))} CPU); "
         "the new block sits in the middle of the include list |",
         "",
-        f"Speed-up (SIGHUP / ours, until usable): **{s['speedup']:.0f}x**." if s.get("speedup") else "Speed-up: n/a.",
+        f"Speed-up (SIGHUP / ours, until usable): **{fmt_x(s.get('speedup'))}**.",
     ]
     return lines

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH, REPO, fmt_s, loadavg, median, say  # noqa: E402
+from common import BENCH, REPO, fmt_s, fmt_x, loadavg, median, say  # noqa: E402
 
 CORE_SALT = "3007.15"
 BENCH_VENV = REPO / ".venv-bench-3007"
@@ -84,15 +84,30 @@ def load_results() -> dict:
         return {}
 
 
-def save_results(results: dict) -> None:
+def update_results(change) -> dict:
+    """Re-read latest.json, apply ``change(results)``, write JSON + markdown; under a file lock, so
+    runs of different benchmarks (``--only``) may overlap without losing each other's figures."""
+    import fcntl
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    md = render_md(results)
-    for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"), ("latest.md", md)):
-        tmp = RESULTS / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, RESULTS / name)
-    if RESULTS == DEFAULT_RESULTS:
-        update_readme(md)
+    with open(RESULTS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results()
+        change(results)
+        results.setdefault("meta", {}).update(
+            written_at=now(),
+            cpu=next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?"),
+            cores=os.cpu_count(),
+            python=f"Python {platform.python_version()}",
+        )
+        md = render_md(results)
+        for name, text in (("latest.json", json.dumps(results, indent=1, sort_keys=True) + "\n"), ("latest.md", md)):
+            tmp = RESULTS / (name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, RESULTS / name)
+        if RESULTS == DEFAULT_RESULTS:
+            update_readme(md)
+    return results
 
 
 def update_readme(md: str) -> None:
@@ -140,12 +155,11 @@ def summarise_kernel(records: list[dict]) -> list[dict]:
     return rows
 
 
-def run_kernel(args, results: dict) -> None:
+def run_kernel(args, run_info: dict) -> None:
     import kernel_bench as kb
 
     venv = ensure_bench_venv()
     scratch = Path(tempfile.mkdtemp(prefix="nfskit-bench-kernel-"))
-    section = results.setdefault("kernel", {"rows": [], "records": []})
     try:
         ok, why = kb.ours_loads(venv, scratch)
         ours_venv = venv if ok else REPO / ".venv"
@@ -160,26 +174,25 @@ def run_kernel(args, results: dict) -> None:
         sizes = args.sizes
         say(f"creating {max(sizes)} export directories under {scratch}/exp")
         all_paths = kb.make_export_dirs(scratch / "exp", max(sizes))
-        impls = args.impls
         for n in sizes:
             paths = all_paths[:n]
-            new_records = []
-            for impl in impls:
+            for impl in args.impls:
                 reps = args.repeat if impl == "ours" else (args.core_repeat if args.core_repeat is not None else (args.repeat if n <= 2000 else 1))
+                records = []
                 for rep in range(reps):
-                    new_records += kb.run_series(impl, n, rep, ours_venv if impl == "ours" else venv, scratch, paths)
-                # keep earlier records of other (impl, n) pairs; replace this pair's
-                section["records"] = [r for r in section.get("records", []) if not (r["impl"] == impl and r["n"] == n)]
-                section["records"] += [dict(r, measured_at=now(), commit=git_commit()) for r in new_records if r["impl"] == impl]
-                section["rows"] = summarise_kernel(section["records"])
-                section.update(
-                    salt={"core": versions["core"], "ours": versions["ours"]},
-                    salt_call_startup_s=startup,
-                    hosts=kb.HOSTS,
-                    options=kb.OPTIONS,
-                    measured_at=now(),
-                )
-                save_results(results)
+                    records += kb.run_series(impl, n, rep, ours_venv if impl == "ours" else venv, scratch, paths)
+                stamp = {"measured_at": now(), "commit": git_commit(), "run": run_info["started"],
+                         "salt": versions[impl], "salt_fixed_s": startup.get(versions[impl])}
+
+                def change(results, impl=impl, records=records, stamp=stamp):
+                    section = results.setdefault("kernel", {})
+                    # this (impl, n) pair is replaced; every other pair keeps its earlier figures
+                    kept = [r for r in section.get("records", []) if not (r["impl"] == impl and r["n"] == n)]
+                    section["records"] = kept + [dict(r, **stamp) for r in records]
+                    section["rows"] = summarise_kernel(section["records"])
+                    section.update(salt=versions, salt_call_startup_s=startup, hosts=kb.HOSTS, options=kb.OPTIONS, measured_at=now())
+
+                update_results(change)
     finally:
         if args.keep:
             say(f"scratch kept: {scratch}")
@@ -190,14 +203,12 @@ def run_kernel(args, results: dict) -> None:
 # --------------------------------------------------------------------------------------- ganesha
 
 
-def run_ganesha(args, results: dict) -> None:
+def run_ganesha(args, run_info: dict) -> None:
     import ganesha_bench as gb
 
     section = gb.run(existing=args.ganesha_exports, repeat=args.ganesha_repeat, keep=args.keep)
-    section["measured_at"] = now()
-    section["commit"] = git_commit()
-    results["ganesha"] = section
-    save_results(results)
+    section.update(measured_at=now(), commit=git_commit(), run=run_info["started"])
+    update_results(lambda results: results.__setitem__("ganesha", section))
 
 
 # -------------------------------------------------------------------------------------- markdown
@@ -208,8 +219,9 @@ def render_md(results: dict) -> str:
     out = ["# nfskit benchmarks: latest results", ""]
     out.append(
         f"Machine: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, {meta.get('python', '')}; "
-        f"written by `benchmarks/run.py` ({meta.get('written_at', '?')}, commit {meta.get('commit', '?')}). "
-        "Other jobs may have shared the machine: load averages are in latest.json."
+        f"written by `benchmarks/run.py` (last update {meta.get('written_at', '?')}). "
+        "Other jobs shared the machine: wall times are inflated by their load (load averages per run are in "
+        "latest.json), CPU times much less so. Each figure's run and commit are in latest.json."
     )
     out.append("")
     kernel = results.get("kernel")
@@ -238,7 +250,7 @@ def render_md(results: dict) -> str:
                     continue
                 speed = ""
                 if o and c and o.get("state_s") and c.get("state_s"):
-                    speed = f"{c['wall_s'] / o['wall_s']:.1f}x / {c['state_s'] / o['state_s']:.0f}x"
+                    speed = f"{fmt_x(c['wall_s'] / o['wall_s'])} / {fmt_x(c['state_s'] / o['state_s'])}"
                 checks = []
                 for label, r in (("ours", o), ("core", c)):
                     if r:
@@ -289,22 +301,20 @@ def main(argv=None) -> int:
     RESULTS = Path(args.results_dir).resolve()
     if os.geteuid() != 0:
         sys.exit("the benchmarks need root (mount namespaces, network namespaces)")
-    results = load_results()
-    results["meta"] = {
-        "written_at": now(),
-        "commit": git_commit(),
-        "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?"),
-        "cores": os.cpu_count(),
-        "python": f"Python {platform.python_version()}",
-        "loadavg_start": loadavg(),
-        "argv": sys.argv[1:],
-    }
+    run_info = {"started": now(), "commit": git_commit(), "argv": sys.argv[1:], "loadavg_start": loadavg()}
+    say(f"load average at start: {run_info['loadavg_start']} (other jobs on this machine inflate wall times; CPU times are recorded too)")
     if args.only in (None, "kernel"):
-        run_kernel(args, results)
+        run_kernel(args, run_info)
     if args.only in (None, "ganesha"):
-        run_ganesha(args, results)
-    results["meta"]["loadavg_end"] = loadavg()
-    save_results(results)
+        run_ganesha(args, run_info)
+    run_info.update(ended=now(), loadavg_end=loadavg())
+
+    def record_run(results):
+        runs = results.setdefault("meta", {}).setdefault("runs", [])
+        runs.append(run_info)
+        del runs[:-10]
+
+    update_results(record_run)
     say(f"results: {RESULTS / 'latest.md'}")
     print((RESULTS / "latest.md").read_text())
     return 0
