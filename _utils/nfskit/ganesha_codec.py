@@ -164,12 +164,14 @@ def _export_wide_flags(export: Export) -> frozenset[str]:
     return frozenset(flags)
 
 
+_UNSAFE_IN_STRING = re.compile(r'["\\#\x00-\x1f\x7f]')
+
+
 def _safe_string(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise InvalidInput(name, value, "must be an absolute path")
-    for char in value:
-        if char in '"\\#' or ord(char) < 32 or ord(char) == 127:
-            raise InvalidInput(name, value, "contains a quote, backslash, '#', newline or control character, which cannot be written into a ganesha block")
+    if _UNSAFE_IN_STRING.search(value):
+        raise InvalidInput(name, value, "contains a quote, backslash, '#', newline or control character, which cannot be written into a ganesha block")
     return value
 
 

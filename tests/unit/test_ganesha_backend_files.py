@@ -178,10 +178,14 @@ class FakeBus:
     def remove_export(self, export_id):
         return self._do("remove", export_id)
 
+    def display_export(self, export_id):
+        FakeBus.calls.append(("display", export_id))
+        return {"id": export_id, "path": FakeBus.running.get(export_id), "pseudo": None, "tag": None}
+
 
 @pytest.fixture
 def fake_bus(monkeypatch):
-    FakeBus.calls, FakeBus.fail = [], {}
+    FakeBus.calls, FakeBus.fail, FakeBus.running = [], {}, {}
     monkeypatch.setattr(ganesha_module, "GaneshaDBus", FakeBus)
     return FakeBus
 
@@ -224,6 +228,21 @@ def test_errors_found_on_add_takes_the_export_out_again(config, fake_bus):
         apply(backend, export("/srv/a"))
     assert fake_bus.calls[-1] == ("remove", 1000)
     assert backend.read() == {}
+
+
+def test_add_of_an_id_ganesha_already_runs(config, fake_bus):
+    backend = GaneshaBackend(config)
+    fake_bus.fail[("add", 1000)] = "Selected entries in FILE already active!!!"
+    fake_bus.running[1000] = "/srv/admin-own"
+    with pytest.raises(BackendError) as info:
+        apply(backend, export("/srv/a"))
+    assert "already used by /srv/admin-own" in str(info.value) and ("update", str(backend.file_for("/srv/a")), 1000) not in fake_bus.calls
+    assert backend.read() == {}
+    # the same export still running (its file was deleted by hand): updated in place
+    fake_bus.calls.clear()
+    fake_bus.running[1000] = "/srv/a"
+    report = apply(backend, export("/srv/a"))
+    assert fake_bus.calls[-1] == ("update", str(backend.file_for("/srv/a")), 1000) and "already active" in report.warnings[0]
 
 
 def test_unknown_id_on_remove_is_only_a_warning(config, fake_bus):
