@@ -138,12 +138,13 @@ class GaneshaBackend(Backend):
         return [prefix + name for name in names]
 
     def _scan(self) -> dict[str, _Managed]:
-        """Ids, paths and pseudo paths of every block file, from the first lines only (no parse)."""
+        """Ids, paths and pseudo paths of every block file, from the first lines only (no parse):
+        ~10 µs a file, so 10,000 managed exports cost about 0.1 s."""
         found: dict[str, _Managed] = {}
         for file in self._block_files():
-            text = _read_text(file)
-            if text is not None:
-                found[file] = _Managed(file, *_scan_text(text))
+            data = _read_bytes(file)
+            if data is not None:
+                found[file] = _Managed(file, *_scan_head(data))
         return found
 
     # ------------------------------------------------------------------ Backend API
@@ -555,21 +556,26 @@ def _judge_log(text: str, names: dict[str, str]) -> list[str]:
     return warnings
 
 
-def _scan_text(text: str) -> tuple[Optional[int], Optional[str], Optional[str]]:
+def _scan_head(data: bytes) -> tuple[Optional[int], Optional[str], Optional[str]]:
     """(Export_Id, Path, Pseudo) of a block file: lines 3-5 of our canonical layout, else regexes."""
-    head = text.split("\n", 5)
+    head = data.split(b"\n", 5)
     if (
-        len(head) == 6 and head[1] == "EXPORT {" and head[2].startswith("    Export_Id = ")
-        and head[3].startswith('    Path = "') and head[4].startswith('    Pseudo = "')
-        and head[2].endswith(";") and head[3].endswith('";') and head[4].endswith('";')
+        len(head) == 6 and head[1] == b"EXPORT {" and head[2].startswith(b"    Export_Id = ")
+        and head[3].startswith(b'    Path = "') and head[4].startswith(b'    Pseudo = "')
+        and head[2].endswith(b";") and head[3].endswith(b'";') and head[4].endswith(b'";')
     ):
         number = head[2][16:-1]
         if number.isdigit():
-            return int(number), head[3][12:-2], head[4][14:-2]
+            return int(number), _decode(head[3][12:-2]), _decode(head[4][14:-2])
+    text = _decode(data)
     ids, paths, pseudos = _ID_RE.findall(text), _PATH_RE.findall(text), _PSEUDO_RE.findall(text)
     path = paths[0] if len(paths) == 1 else None
     pseudo = pseudos[0] if len(pseudos) == 1 else (path if not pseudos else None)
     return (int(ids[0]) if len(ids) == 1 else None), path, pseudo
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _not_active(message: str) -> bool:
@@ -586,22 +592,29 @@ def _config_path(value: object, name: str) -> str:
     return text
 
 
-def _read_text(file: Union[str, Path]) -> Optional[str]:
-    """The file's text, or None when it does not exist (os.read: half the cost of open() for 10k files)."""
+def _read_bytes(file: Union[str, Path]) -> Optional[bytes]:
+    """The file's bytes, or None when it does not exist (os.read: half the cost of open() for 10k files)."""
     try:
         fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
-        chunks = []
+        data = os.read(fd, 1 << 16)
+        if len(data) < 1 << 16:
+            return data
+        chunks = [data]
         while True:
-            chunk = os.read(fd, 1 << 16)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
-                break
+                return b"".join(chunks)
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+
+def _read_text(file: Union[str, Path]) -> Optional[str]:
+    data = _read_bytes(file)
+    return None if data is None else _decode(data)
 
 
 def _write_atomic(file: Union[str, Path], text: str) -> None:
