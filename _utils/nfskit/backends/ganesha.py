@@ -21,8 +21,17 @@ index atomically, then changes the running server: ``AddExport`` / ``UpdateExpor
 every export). When a live call fails, the calls already made are undone, the previous files and
 index are restored, and :class:`BackendError` says so; the running exports are kept.
 
+``ApplyReport.method`` is ``dbus``, ``sighup`` (DBus unreachable; the reload is asynchronous and
+every block file is syntax-checked first), or ``none`` (empty plan, or ganesha not running: the
+files are written and load at its next start; a warning says so).
+
 Export ids are stable: a block keeps its ``Export_Id`` for life; a new export takes the highest
-managed id + 1 (or the lowest free one once 65535 is reached).
+managed id + 1 (or the lowest free one once 65535 is reached). An id ganesha already runs for
+another path is never touched.
+
+Cost with 10,000 managed exports (measured, 2 cores): the id scan reads the first lines of every
+block file (~0.13 s), validation runs ganesha once for the changed blocks only (~0.05 s),
+AddExport ~0.01 s; ``read()`` parses every file (~0.35 s, a fast path for our own layout).
 """
 from __future__ import annotations
 
