@@ -275,6 +275,17 @@ def render_md(results: dict) -> str:
                 f"{g.get('existing', 0):,} exports", ""]
         out += g.get("md", [])
         out.append("")
+    runs = meta.get("runs", [])
+    if runs:
+        out += ["## Runs behind these figures", ""]
+        for r in runs:
+            load = lambda k: "/".join(f"{x:g}" for x in r.get(k, [])) or "?"  # noqa: E731
+            out.append(
+                f"- {r.get('started', '?')} to {r.get('ended', '?')}, commit {r.get('commit', '?')}: "
+                f"`run.py {' '.join(r.get('argv', []))}` (load average at start {load('loadavg_start')}, at end {load('loadavg_end')})"
+                + (f". {r['note']}" if r.get("note") else "")
+            )
+        out.append("")
     return "\n".join(out) + "\n"
 
 
