@@ -90,7 +90,8 @@ def update_results(change) -> dict:
     import fcntl
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / ".lock", "w") as lock:
+    lock = os.open(RESULTS, os.O_RDONLY | os.O_DIRECTORY)  # flock on the directory itself: no lock file
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = load_results()
         change(results)
@@ -107,6 +108,8 @@ def update_results(change) -> dict:
             os.replace(tmp, RESULTS / name)
         if RESULTS == DEFAULT_RESULTS:
             update_readme(md)
+    finally:
+        os.close(lock)
     return results
 
 
