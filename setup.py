@@ -1,6 +1,13 @@
 """Packaging: ``pip install .`` makes the modules available to Salt through the ``salt.loader``
 entry point; the classic way (these dirs in file_roots, ``saltutil.sync_all``) needs no install."""
+from pathlib import Path
+
 from setuptools import setup
+
+# Salt loader dirs shipped as nfskit_salt.<kind>; a kind without a directory yet is left out
+# (git keeps no empty dirs, so a clean clone has only the ones that hold modules).
+LOADER_DIRS = {"modules": "_modules", "states": "_states", "runners": "_runners"}
+loader_packages = {f"nfskit_salt.{kind}": folder for kind, folder in LOADER_DIRS.items() if Path(folder).is_dir()}
 
 setup(
     name="saltext-nfskit",
@@ -11,11 +18,9 @@ setup(
         "nfskit": "_utils/nfskit",
         "nfskit.backends": "_utils/nfskit/backends",
         "nfskit_salt": "packaging/nfskit_salt",
-        "nfskit_salt.modules": "_modules",
-        "nfskit_salt.states": "_states",
-        "nfskit_salt.runners": "_runners",
+        **loader_packages,
     },
-    packages=["nfskit", "nfskit.backends", "nfskit_salt", "nfskit_salt.modules", "nfskit_salt.states", "nfskit_salt.runners"],
+    packages=["nfskit", "nfskit.backends", "nfskit_salt", *loader_packages],
     install_requires=["salt>=3006", "jeepney>=0.8"],
     extras_require={
         "tests": [line.strip() for line in open("requirements/tests.txt") if line.strip() and not line.startswith("#")],
