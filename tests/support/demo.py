@@ -103,7 +103,8 @@ def main() -> int:
         tree = work / "state-tree"
         tree.mkdir()
         for name in ("_modules", "_states", "_runners", "_utils"):
-            (tree / name).symlink_to(REPO / name)
+            if (REPO / name).is_dir():  # a clean clone has no empty loader dirs
+                (tree / name).symlink_to(REPO / name)
         (tree / "nfs").symlink_to(REPO / "salt" / "nfs")
         htpasswd = work / "htpasswd"
         from passlib.apache import HtpasswdFile
