@@ -37,6 +37,21 @@ class OperationTimeout(NfsKitError):
     """An operation did not finish within its time limit."""
 
 
+class NotFound(NfsKitError):
+    """The named thing does not exist, or belongs to another team (both get the same answer)."""
+
+
+class PermissionDenied(NfsKitError):
+    """The requester may not use the self-service at all (not a member of any team)."""
+
+
+class StoreError(NfsKitError):
+    """The storage data repo could not be read or updated (clone, fetch, push); nothing was applied.
+
+    Messages never carry credentials: URLs are redacted before they reach one.
+    """
+
+
 def _show(value: object) -> str:
     """Render a hostile value safely for a message: repr escapes newlines, NULs and quotes."""
     text = repr(value)
