@@ -411,6 +411,8 @@ def check_device(device: object, fstype: str, field: str = "device") -> str:
         if ":" in device and not _DEVICE_PATH.fullmatch(device.split(":", 1)[1]):
             raise InvalidInput(field, device, "has a path that is not absolute; EFS sources are fs-id:/path")
         return device
+    if not device.startswith("[") and device.split("/", 1)[0].count(":") > 1:
+        raise InvalidInput(field, device, "looks like an IPv6 server without brackets; write [fd00::2]:/path")
     host, path = split_device(device)
     if ":" not in device or not path:
         raise InvalidInput(field, device, "is not server:/path (the path part is missing)")
