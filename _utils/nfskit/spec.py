@@ -18,6 +18,7 @@ from nfskit.model import ACCESS, SEC_FLAVORS, SQUASH, ClientRule, Export, check_
 from nfskit.validation import check_anon_id, check_path
 
 _RULE_KEYS = {"clients", "hosts", "host", "access", "squash", "sec", "anonuid", "anongid", "options"}
+_STRUCTURED_KEYS = frozenset({"access", "squash", "sec", "anonuid", "anongid"})
 MAX_RULES = 1000
 
 
@@ -29,8 +30,13 @@ def export_from_args(
     pseudo: object = None,
     allow_unsafe: bool = False,
     field: str = "",
+    rule_memo: dict | None = None,
 ) -> Export:
-    """Validate one export given as state/module arguments and return it."""
+    """Validate one export given as state/module arguments and return it.
+
+    ``rule_memo`` (a dict the caller keeps for one batch) remembers the rule built for each valid
+    (host, options) pair: a server's export set repeats a few of them thousands of times.
+    """
     prefix = f"{field}." if field else ""
     check_path(path, f"{prefix}path" if field else "name")
     if clients is not None and hosts is not None:
@@ -56,7 +62,7 @@ def export_from_args(
     for index, entry in enumerate(entries):
         entry_field = where if single else f"{where}[{index}]"
         options_field = f"{prefix}options" if single else f"{entry_field}.options"
-        for rule, host_field in _rules_from_entry(entry, entry_field, single, options_field):
+        for rule, host_field in _rules_from_entry(entry, entry_field, single, options_field, rule_memo):
             if rule.host in seen:
                 raise InvalidInput(host_field, rule.host, f"is already given in {seen[rule.host]}; one rule per client")
             seen[rule.host] = host_field
@@ -67,7 +73,9 @@ def export_from_args(
     return Export(path=path, rules=tuple(rules), pseudo=pseudo)  # type: ignore[arg-type]
 
 
-def export_from_data(path: object, data: object, allow_unsafe: bool = False, field: str = "") -> Export:
+def export_from_data(
+    path: object, data: object, allow_unsafe: bool = False, field: str = "", rule_memo: dict | None = None
+) -> Export:
     """Validate one export given as a mapping (pillar / ``managed`` entries)."""
     if not isinstance(data, Mapping):
         raise InvalidInput(field or str(path), data, "must be a mapping with clients (or hosts and options)")
@@ -83,10 +91,24 @@ def export_from_data(path: object, data: object, allow_unsafe: bool = False, fie
         pseudo=data.get("pseudo"),
         allow_unsafe=allow_unsafe,
         field=field,
+        rule_memo=rule_memo,
     )
 
 
-def _rules_from_entry(entry: object, field: str, shorthand: bool, options_field: str) -> list[tuple[ClientRule, str]]:
+def _memo_key(host: object, options: object) -> tuple | None:
+    """A hashable key for a (host, options) pair, or None when the pair cannot be remembered."""
+    if not isinstance(host, str):
+        return None
+    if options is None or isinstance(options, str):
+        return (host, options)
+    if isinstance(options, (list, tuple)) and all(isinstance(word, str) for word in options):
+        return (host, tuple(options))
+    return None
+
+
+def _rules_from_entry(
+    entry: object, field: str, shorthand: bool, options_field: str, rule_memo: dict | None = None
+) -> list[tuple[ClientRule, str]]:
     if not isinstance(entry, Mapping):
         raise InvalidInput(field, entry, "must be a mapping like {hosts: 10.0.0.0/24, access: rw}")
     unknown = set(entry) - _RULE_KEYS
@@ -105,7 +127,13 @@ def _rules_from_entry(entry: object, field: str, shorthand: bool, options_field:
     results = []
     for position, host in enumerate(host_list):
         this_field = host_field if not isinstance(hosts, (list, tuple)) else f"{host_field}[{position}]"
-        rule = rule_from_options(host, entry.get("options"), options_field, this_field)
+        options = entry.get("options")
+        key = _memo_key(host, options) if rule_memo is not None else None
+        rule = rule_memo.get(key) if key is not None else None
+        if rule is None:
+            rule = rule_from_options(host, options, options_field, this_field)
+            if key is not None:
+                rule_memo[key] = rule
         rule = _apply_structured(rule, entry, field, entry.get("options"))
         results.append((rule, this_field))
     return results
@@ -113,6 +141,8 @@ def _rules_from_entry(entry: object, field: str, shorthand: bool, options_field:
 
 def _apply_structured(rule: ClientRule, entry: Mapping, field: str, options: object) -> ClientRule:
     """Overlay access/squash/sec/anonuid/anongid keys; they must agree with the same words in options."""
+    if not _STRUCTURED_KEYS.intersection(entry):
+        return rule
     given_words = options if isinstance(options, (list, tuple)) else (options or "").split(",") if isinstance(options, str) else []
     words = {w.strip().partition("=")[0] for w in given_words if isinstance(w, str)}
     changes: dict[str, Any] = {}
@@ -153,6 +183,7 @@ def exports_from_managed(data: object, allow_unsafe: bool = False, field: str = 
     """Validate the export set of ``nfs_server.managed``: a mapping path -> export data, or a list
     of mappings that each carry ``path``. Returns exports keyed by path, in the given order."""
     result: dict[str, Export] = {}
+    rule_memo: dict = {}
     if isinstance(data, Mapping):
         items = [(path, value, f"{field}[{path!r}]") for path, value in data.items()]
     elif isinstance(data, (list, tuple)):
@@ -166,7 +197,7 @@ def exports_from_managed(data: object, allow_unsafe: bool = False, field: str = 
     else:
         raise InvalidInput(field, data, "must be a mapping of path to export, or a list of exports")
     for path, value, item_field in items:
-        export = export_from_data(path, value, allow_unsafe=allow_unsafe, field=item_field)
+        export = export_from_data(path, value, allow_unsafe=allow_unsafe, field=item_field, rule_memo=rule_memo)
         if export.path in result:
             raise InvalidInput(item_field, export.path, "is given twice")
         result[export.path] = export
