@@ -423,10 +423,29 @@ def apply(mounts=None, absent=None, remove_unlisted=False, force=None, config=No
 
         salt web1 nfs_client.apply "{'/mnt/data': {'device': 'nfs1:/srv/data', 'opts': 'vers=4.2'}}" test=True
     """
-    cfg = _config()
     force = mount_commands.check_force(force)
     specs = specs_from_managed(mounts or {}, force=force)
-    gone = _absent_items(absent or [], force)
+    return _apply(specs, _absent_items(absent or [], force), remove_unlisted, force, config, test)
+
+
+@_salt_errors
+def ensure_mounted(name, device, config=None, test=False, **kwargs):
+    """
+    Converge one mount (what the ``nfs_client.mounted`` state calls); the arguments are those of
+    the state. Returns what ``apply`` returns.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt web1 nfs_client.ensure_mounted /mnt/data nfs1:/srv/data opts=vers=4.2 test=True
+    """
+    spec = spec_from_args(name, device, **_public_kwargs(kwargs))
+    return _apply([spec], [], False, spec.force, config, test)
+
+
+def _apply(specs, gone, remove_unlisted, force, config, test):
+    cfg = _config()
     fstab_path = config or cfg["fstab"]
     entries = mountinfo.read(cfg["mountinfo"])
     doc, original = fstab_codec.read(fstab_path)

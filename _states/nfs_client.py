@@ -46,11 +46,11 @@ def __virtual__():
     return (False, "nfs_client state: the nfs_client execution module is not available")
 
 
-def _converge(name, describe, **kwargs):
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+def _converge(state_name, describe, function="nfs_client.apply", /, **kwargs):
+    ret = {"name": state_name, "result": True, "changes": {}, "comment": ""}
     test = bool(__opts__.get("test"))
     try:
-        outcome = __salt__["nfs_client.apply"](test=test, **kwargs)
+        outcome = __salt__[function](test=test, **kwargs)
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret.update(result=False, comment=str(exc))
         return ret
@@ -137,7 +137,7 @@ def mounted(
         "hidden_opts": hidden_opts, "extra_mount_invisible_options": extra_mount_invisible_options,
         "match_on": match_on, "user": user,
     }
-    return _converge(name, f"Mount {name}", mounts={name: spec}, config=config)
+    return _converge(name, f"Mount {name}", "nfs_client.ensure_mounted", name=name, config=config, **spec)
 
 
 def unmounted(name, device=None, persist=False, config=None, force=None):

@@ -106,7 +106,8 @@ def spec_from_args(
         hidden=tuple(hidden),
         force=check_force(force, f"{prefix}force"),
     )
-    entry = spec.fstab_entry()  # fstab's own checks (dump, pass_num) run now, before anything happens
+    # fstab's own checks (dump, pass_num) run now, before anything happens
+    entry = entry_from_args(name, device, fstype, tuple(words) or ("defaults",), dump, pass_num)
     return MountSpec(**{**spec.__dict__, "dump": entry.dump, "pass_num": entry.pass_num})
 
 
