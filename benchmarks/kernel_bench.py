@@ -64,7 +64,8 @@ class Sandbox:
         self.state_dir = root / "nfs"
         self.config_dir = root / "salt"
         self.srv = root / "srv"
-        for d in (self.exports_d, self.state_dir, self.config_dir, self.srv):
+        self.pillar = root / "pillar"
+        for d in (self.exports_d, self.state_dir, self.config_dir, self.srv, self.pillar):
             d.mkdir(parents=True)
         self.exports.write_text("")
         minion = {
@@ -72,6 +73,7 @@ class Sandbox:
             "file_client": "local",
             "root_dir": str(root / "salt-root"),
             "file_roots": {"base": [str(self.srv)]},
+            "pillar_roots": {"base": [str(self.pillar)]},
             "log_level_logfile": "warning",
             "grains_cache": False,
         }
@@ -91,8 +93,11 @@ class Sandbox:
 
     def write_sls(self, paths: list[str]) -> None:
         if self.impl == "ours":
+            # the way salt/nfs/server.sls does it: the set in pillar, read by the state by key
             exports = {p: {"hosts": HOSTS, "options": list(OPTIONS)} for p in paths}
-            sls = {"bench-exports": {"nfs_server.managed": [{"exports": exports}]}}
+            (self.pillar / "top.sls").write_text("base:\n  '*':\n    - exports\n")
+            (self.pillar / "exports.sls").write_text("#!json\n" + json.dumps({"nfs": {"server": {"exports": exports}}}))
+            sls = {"bench-exports": {"nfs_server.managed": [{"exports_pillar": "nfs:server:exports"}]}}
         else:
             sls = {p: {"nfs_export.present": [{"hosts": HOSTS}, {"options": list(OPTIONS)}]} for p in paths}
         # the JSON renderer keeps the render step cheap and equal in kind for both

@@ -235,7 +235,7 @@ def render_md(results: dict) -> str:
         out += [
             "## 1. Kernel exports: converge N exports with the real exportfs",
             "",
-            f"Ours: `nfs_server.managed` (one state, all exports; Salt {kernel.get('salt', {}).get('ours', '?')}). "
+            f"Ours: `nfs_server.managed` (one state, all exports read from pillar with `exports_pillar`, as `salt/nfs/server.sls` does; Salt {kernel.get('salt', {}).get('ours', '?')}). "
             f"Core: `nfs_export.present` (one state per export; Salt {kernel.get('salt', {}).get('core', '?')}). "
             f"Same export dirs, hosts `{kernel.get('hosts')}`, options `{','.join(kernel.get('options', []))}`. "
             "Wall = the whole `salt-call --local`, which includes Salt's own fixed cost ("

@@ -168,3 +168,30 @@ def test_exported_accepts_core_nfs_export_arguments(states, box):
     assert ret.result is True
     other = states.nfs_server.exported(path, hosts="10.0.2.123", exports="/srv/other-exports")
     assert other.result is False and "exports: '/srv/other-exports' is not supported" in other.comment
+
+
+def test_managed_reads_the_set_from_a_pillar_key(minion_opts, box, tmp_path):
+    a, b = box.export_dir("pa"), box.export_dir("pb")
+    pillar = tmp_path / "pillar"
+    pillar.mkdir()
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - exports\n")
+    (pillar / "exports.sls").write_text(
+        f"nfs:\n  server:\n    exports:\n      {a}: {{hosts: 10.0.0.1, options: [ro]}}\n      {b}: {{hosts: 10.0.0.2, options: [rw]}}\n"
+    )
+    loaders = make_loaders(minion_opts, nfs_server={"kernel": box.config()}, pillar_roots={"base": [str(pillar)]})
+    try:
+        states = loaders.states
+        first = states.nfs_server.managed("set", exports_pillar="nfs:server:exports")
+        assert first.result is True and set(first.changes) == {a, b}, first.comment
+        assert {entry.path for entry in box.etab()} == {a, b}
+        assert states.nfs_server.managed("set", exports_pillar="nfs:server:exports").changes == {}
+        formula = loaders.modules.state.sls("nfs.server")  # salt/nfs/server.sls reads the same key
+        assert [(r.result, r.changes) for r in formula] == [(True, {})], formula.raw
+        before = box.snapshot()
+        typo = states.nfs_server.managed("set", exports_pillar="nfs:server:exprots", remove_unlisted=True)
+        assert typo.result is False and "'nfs:server:exprots' is not in this minion's pillar" in typo.comment
+        both = states.nfs_server.managed("set", exports={}, exports_pillar="nfs:server:exports")
+        assert both.result is False and "not both" in both.comment
+        assert box.snapshot() == before
+    finally:
+        loaders.reset_state()
