@@ -1,0 +1,356 @@
+"""The git store: a private work clone of the data repo that applies queued changes and pushes.
+
+How a burst of requests becomes few pushes without losing one (flat combining):
+
+1. :meth:`GitStore.submit` writes each change as a JSON file into ``<workdir>/queue/`` and then
+   waits for the clone's lock (``fcntl.flock`` on ``<workdir>/lock``).
+2. Whoever holds the lock drains the whole queue: it resets the clone to the last known remote
+   state (which also recovers a dirty clone), applies every queued change as its own commit (its
+   requester as author, a message with what and why), and pushes once.
+3. A rejected push means the remote moved: fetch, ``reset --hard`` to it, apply the same changes
+   again at the data level (each one re-checked against the new state) and push again, at most
+   ``push_retries`` times.
+4. The results go to ``<workdir>/done/<id>.json``; a waiting submitter that gets the lock later
+   finds its result there and returns without touching git.
+
+So N concurrent requests cost one push per lock hand-over instead of N, each request still gets
+its own commit, and nothing is committed that was not re-validated on the tree it lands on.
+
+A missing or broken clone (no ``.git``, failing ``rev-parse``) is removed and cloned again.
+Credentials in the repo URL (``https://user:token@host/...``) never reach a log line, an exception
+or a return value: everything git prints passes :func:`redact` first.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+from nfskit.datarepo import Tree
+from nfskit.errors import InvalidInput, NfsKitError, StoreError
+
+log = logging.getLogger(__name__)
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+MAX_BATCH = 500
+STALE_RESULT_S = 3600
+BOOTSTRAP_README = """# Storage data repo (nfs self-service)
+
+Written by the Salt runner `nfs` (salt-run nfs.*): desired NFS exports and mounts, one small file
+each. `pillar/` is read by Salt's git_pillar, `hiera/` by Puppet (treydock/puppet-nfs keys),
+`index/` is the runner's own bookkeeping. Change it through the runner; see docs/nfs_runner.md.
+"""
+
+Apply = Callable[[str, Mapping[str, Any]], Any]  # (clone root, change) -> Outcome with .tree, .message(change), .result
+OnStep = Callable[[Mapping[str, Any], str, Mapping[str, Any]], None]
+
+
+def redact(text: str) -> str:
+    """Hide the user:password part of every URL in ``text``."""
+    return _CREDENTIALS.sub("***@", text)
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """An exception as plain data for a result: type, message and, for bad input, field and problem."""
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower() if isinstance(exc, NfsKitError) else "internal_error"
+    info: dict[str, Any] = {"type": kind, "message": redact(str(exc))}
+    if isinstance(exc, InvalidInput):
+        info.update(field=exc.field, problem=exc.problem)
+    return info
+
+
+class GitStore:
+    """One work clone of ``url`` (branch ``branch``) in ``workdir``.
+
+    ``apply`` turns a queued change into an outcome on the clone (see :mod:`nfskit.changes`);
+    ``committer`` is ``(name, email)`` of the service; ``author`` maps a change to ``(name, email)``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        workdir: os.PathLike | str,
+        apply: Apply,
+        author: Callable[[Mapping[str, Any]], tuple[str, str]],
+        branch: str = "main",
+        committer: tuple[str, str] = ("nfs self-service", "nfs-selfservice@localhost"),
+        push_retries: int = 5,
+        lock_timeout: float = 120.0,
+        git_timeout: float = 120.0,
+    ):
+        self.url = url
+        self.branch = branch
+        self.workdir = Path(workdir)
+        self.clone_dir = self.workdir / "clone"
+        self.apply = apply
+        self.author = author
+        self.committer = committer
+        self.push_retries = push_retries
+        self.lock_timeout = lock_timeout
+        self.git_timeout = git_timeout
+        self.queue_dir = self.workdir / "queue"
+        self.done_dir = self.workdir / "done"
+
+    # -- public --------------------------------------------------------------------------------
+
+    def submit(self, changes: Sequence[Mapping[str, Any]], on_step: Optional[OnStep] = None) -> list[dict[str, Any]]:
+        """Queue ``changes`` and return one result per change, in order, once they are pushed or failed.
+
+        A result is ``{"id", "ok", "commit", "pushed", "result"}`` or ``{"id", "ok": False, "error"}``.
+        """
+        for directory in (self.queue_dir, self.done_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        for change in changes:
+            self._enqueue(change)
+        with self._lock(fcntl.LOCK_EX):
+            pending = [c for c in changes if not (self.done_dir / f"{c['id']}.json").exists()]
+            if pending:
+                self._drain(on_step)
+            return [self._take_result(c["id"]) for c in changes]
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Path]:
+        """The clone's tree for reading, under a shared lock (writers wait); cloned on first use."""
+        if not self._clone_ok():
+            with self._lock(fcntl.LOCK_EX):
+                self._ensure_clone()
+        with self._lock(fcntl.LOCK_SH):
+            yield self.clone_dir
+
+    def refresh(self) -> None:
+        """Fetch and move the clone to the remote's tip (for reads that must see others' pushes)."""
+        with self._lock(fcntl.LOCK_EX):
+            self._ensure_clone()
+            self._fetch_reset()
+
+    # -- queue ---------------------------------------------------------------------------------
+
+    def _enqueue(self, change: Mapping[str, Any]) -> None:
+        name = f"{time.time_ns():020d}-{change['id']}.json"
+        tmp = self.queue_dir / f".{name}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(change, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.queue_dir / name)
+
+    def _queued(self) -> list[tuple[Path, dict[str, Any]]]:
+        items = []
+        for name in sorted(os.listdir(self.queue_dir))[:MAX_BATCH]:
+            if name.startswith("."):
+                continue
+            path = self.queue_dir / name
+            try:
+                items.append((path, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError) as exc:  # a torn file cannot come from _enqueue; drop it loudly
+                log.error("nfs store: dropping unreadable queue entry %s: %s", name, exc)
+                path.unlink(missing_ok=True)
+        return items
+
+    def _take_result(self, change_id: str) -> dict[str, Any]:
+        path = self.done_dir / f"{change_id}.json"
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            # Only when the queue held more than MAX_BATCH changes ahead of this one.
+            return {"id": change_id, "ok": False, "error": {"type": "store_error", "message": "the change is still queued; check nfs.status later"}}
+        path.unlink()
+        return result
+
+    def _finish(self, items: list[tuple[Path, dict[str, Any]]], results: Mapping[str, dict[str, Any]]) -> None:
+        for path, change in items:
+            result = results[change["id"]]
+            tmp = self.done_dir / f".{change['id']}.{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.done_dir / f"{change['id']}.json")
+            path.unlink(missing_ok=True)
+        cutoff = time.time() - STALE_RESULT_S
+        for name in os.listdir(self.done_dir):  # results whose submitter died before reading them
+            path = self.done_dir / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    # -- the drain -----------------------------------------------------------------------------
+
+    def _drain(self, on_step: Optional[OnStep]) -> None:
+        items = self._queued()
+        if not items:
+            return
+        changes = [change for _, change in items]
+        try:
+            self._ensure_clone()
+            try:
+                self._reset(f"origin/{self.branch}")
+            except StoreError as exc:  # e.g. a corrupt index or object: start from a fresh clone
+                log.warning("nfs store: cannot reset the work clone (%s); cloning again", exc)
+                self._ensure_clone(force=True)
+            results = self._commit_and_push(changes, on_step)
+        except StoreError as exc:
+            results = {c["id"]: {"id": c["id"], "ok": False, "error": error_info(exc)} for c in changes}
+            with contextlib.suppress(StoreError):
+                self._reset(f"origin/{self.branch}")
+        for change in changes:
+            if not results[change["id"]]["ok"] and on_step:
+                on_step(change, "failed", results[change["id"]]["error"])
+        self._finish(items, results)
+
+    def _commit_and_push(self, changes: list[dict[str, Any]], on_step: Optional[OnStep]) -> dict[str, dict[str, Any]]:
+        for attempt in range(self.push_retries + 1):
+            results: dict[str, dict[str, Any]] = {}
+            committed = []
+            for change in changes:
+                try:
+                    outcome = self.apply(str(self.clone_dir), change)
+                except NfsKitError as exc:
+                    results[change["id"]] = {"id": change["id"], "ok": False, "error": error_info(exc)}
+                    continue
+                sha = self._commit(outcome.tree, outcome.message(change), self.author(change))
+                results[change["id"]] = {"id": change["id"], "ok": True, "commit": sha, "pushed": sha is None, "result": outcome.result}
+                if sha:
+                    committed.append(change)
+            if not committed:
+                return results
+            if self._push():
+                for change in committed:
+                    results[change["id"]]["pushed"] = True
+                if on_step:
+                    for change in committed:
+                        on_step(change, "committed", {"commit": results[change["id"]]["commit"]})
+                        on_step(change, "pushed", {"commit": results[change["id"]]["commit"], "branch": self.branch})
+                self._git("gc", "--auto", "--quiet", check=False)
+                return results
+            log.info("nfs store: push rejected (attempt %d of %d); re-applying on the remote state", attempt + 1, self.push_retries + 1)
+            self._fetch_reset()
+        raise StoreError(f"the push to {redact(self.url)} was rejected {self.push_retries + 1} times; nothing was applied")
+
+    def _commit(self, tree: Tree, message: str, author: tuple[str, str]) -> Optional[str]:
+        """Write the tree's edits and commit them; None when they change nothing."""
+        paths = tree.write()
+        if not paths:
+            return None
+        self._git("add", "-A", "--", *paths)
+        env = {
+            "GIT_AUTHOR_NAME": author[0],
+            "GIT_AUTHOR_EMAIL": author[1],
+            "GIT_COMMITTER_NAME": self.committer[0],
+            "GIT_COMMITTER_EMAIL": self.committer[1],
+        }
+        self._git("commit", "--quiet", "--no-verify", "--allow-empty-message", "-F", "-", env=env, stdin=message)
+        return self._git("rev-parse", "HEAD").strip()
+
+    def _push(self) -> bool:
+        """True when pushed; False when the remote refused because it moved on. Other failures raise."""
+        proc = self._git("push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}", check=False)
+        if proc.returncode == 0:
+            return True
+        output = proc.stdout + proc.stderr
+        # The remote moved on (or another push held its ref lock): worth a fetch and a retry.
+        if any(marker in output for marker in ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref", "failed to update ref")):
+            return False
+        raise StoreError(f"git push to {redact(self.url)} failed: {redact(output.strip())[-2000:]}")
+
+    # -- the clone -----------------------------------------------------------------------------
+
+    def _clone_ok(self) -> bool:
+        if not (self.clone_dir / ".git").is_dir():
+            return False
+        proc = self._git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{self.branch}", check=False)
+        return proc.returncode == 0
+
+    def _ensure_clone(self, force: bool = False) -> None:
+        """A clone whose ``origin/<branch>`` is known; a missing, broken or half-made one is made again.
+
+        ``init`` + ``fetch`` rather than ``clone`` so that an empty remote can be bootstrapped.
+        """
+        if not force and self._clone_ok():
+            return
+        if self.clone_dir.exists():
+            log.warning("nfs store: work clone %s is broken or incomplete; cloning again", self.clone_dir)
+            shutil.rmtree(self.clone_dir)
+        self.clone_dir.mkdir(parents=True)
+        self._git("init", "--quiet")
+        self._git("config", "gc.autoDetach", "false")  # gc finishes under our lock, never beside a commit
+        self._git("remote", "add", "origin", self.url)
+        proc = self._git("fetch", "--quiet", "--no-tags", "origin", self._refspec(), check=False)
+        if proc.returncode != 0:
+            output = redact(proc.stderr.strip())
+            if "couldn't find remote ref" not in output:
+                raise StoreError(f"git fetch from {redact(self.url)} failed: {output[-2000:]}")
+            self._bootstrap()
+            return
+        self._git("checkout", "--quiet", "-B", self.branch, f"origin/{self.branch}")
+
+    def _bootstrap(self) -> None:
+        """First use of an empty remote branch: push a commit that explains the repo."""
+        self._git("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+        (self.clone_dir / "README.md").write_text(BOOTSTRAP_README, encoding="utf-8")
+        self._git("add", "README.md")
+        env = {
+            "GIT_AUTHOR_NAME": self.committer[0],
+            "GIT_AUTHOR_EMAIL": self.committer[1],
+            "GIT_COMMITTER_NAME": self.committer[0],
+            "GIT_COMMITTER_EMAIL": self.committer[1],
+        }
+        self._git("commit", "--quiet", "--no-verify", "-m", "nfs: start the storage data repo", env=env)
+        if not self._push():  # someone else bootstrapped first: use theirs
+            self._fetch_reset()
+            self._git("checkout", "--quiet", "-B", self.branch, f"origin/{self.branch}")
+
+    def _refspec(self) -> str:
+        return f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}"
+
+    def _fetch_reset(self) -> None:
+        self._git("fetch", "--quiet", "--no-tags", "origin", self._refspec())
+        self._reset(f"origin/{self.branch}")
+
+    def _reset(self, ref: str) -> None:
+        """Make the worktree exactly ``ref``: drops unpushed commits, edits and stray files."""
+        self._git("reset", "--quiet", "--hard", ref)
+        self._git("clean", "-qfdx")
+
+    # -- running git ---------------------------------------------------------------------------
+
+    def _git(self, *args: str, check: bool = True, env: Optional[Mapping[str, str]] = None, stdin: Optional[str] = None) -> Any:
+        proc = self._run(["git", *args], cwd=self.clone_dir, check=check, env=env, stdin=stdin)
+        return proc.stdout if check else proc
+
+    def _run(self, argv: list[str], cwd: Path, check: bool = True, env: Optional[Mapping[str, str]] = None, stdin: Optional[str] = None):
+        full_env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C", **(env or {}))
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, timeout=self.git_timeout)
+        except subprocess.TimeoutExpired:
+            raise StoreError(f"git {argv[1]} did not finish within {self.git_timeout:.0f} s") from None
+        except OSError as exc:
+            raise StoreError(f"cannot run git: {exc.strerror}") from None
+        if check and proc.returncode != 0:
+            message = redact((proc.stderr or proc.stdout).strip())
+            raise StoreError(f"git {argv[1]} failed: {message[-2000:]}")
+        return proc
+
+    @contextlib.contextmanager
+    def _lock(self, mode: int) -> Iterator[None]:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.workdir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise StoreError(f"timed out after {self.lock_timeout:.0f} s waiting for the data repo lock") from None
+                    time.sleep(0.005)
+            yield
+        finally:
+            os.close(fd)
