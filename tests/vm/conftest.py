@@ -79,11 +79,12 @@ def vm_image(vm_progress):
 def vm_bed(vm_image, tmp_path_factory, vm_progress):
     workdir = tmp_path_factory.mktemp("vm")
     vm_progress(f"[vm] logs (serial consoles, master): {workdir}")
-    bed = VmBed(vm_image, workdir, vm_progress).start()
-    try:
-        yield bed
-    finally:
-        bed.stop()
+    with vm_image.in_use():
+        bed = VmBed(vm_image, workdir, vm_progress).start()
+        try:
+            yield bed
+        finally:
+            bed.stop()
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,13 @@ class Image:
     def manifest(self) -> str:
         return (self.dir / "manifest.txt").read_text()
 
+    @contextmanager
+    def in_use(self):
+        """Hold a shared lock while VMs boot from this image, so a newer build never prunes it."""
+        with open(self.dir / "in-use.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            yield self
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("NFSKIT_VM_CACHE") or DEFAULT_CACHE)
@@ -167,7 +174,22 @@ def ensure_image(progress: Progress = print) -> Image:
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
         progress(f"[vm-image] built in {elapsed:.0f}s")
+        _prune(root, keep=final, progress=progress)
         return _load(final, salt_version, elapsed)
+
+
+def _prune(root: Path, keep: Path, progress: Progress) -> None:
+    """Remove images of older inputs that no running session holds (``Image.in_use``)."""
+    for old in root.glob("img-*"):
+        if old == keep or not old.is_dir():
+            continue
+        with open(old / "in-use.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(old)
+        progress(f"[vm-image] removed outdated {old.name}")
 
 
 def _remove_staging(staging: Path) -> None:

@@ -61,11 +61,13 @@ class Master:
         self.config_dir = self.workdir / "etc"
         self.file_root = self.workdir / "file_root"
         self.pillar_root = self.workdir / "pillar_root"
-        self.log_file = self.workdir / "master.log"
+        # salt prefixes root_dir to every path that is not under it already: keep them all under it
+        self.root = self.workdir / "root"
+        self.log_file = self.root / "master.log"
         self.proc: Optional[subprocess.Popen] = None
 
     def write_config(self) -> None:
-        root = self.workdir / "root"
+        root = self.root
         config = {
             "id": "nkvm-master",
             "interface": HOST_ADDR,
@@ -77,7 +79,7 @@ class Master:
             "sock_dir": str(root / "sock"),
             "pidfile": str(root / "salt-master.pid"),
             "log_file": str(self.log_file),
-            "key_logfile": str(self.workdir / "key.log"),
+            "key_logfile": str(root / "key.log"),
             "log_level_logfile": "info",
             "user": "root",
             "auto_accept": True,
@@ -166,7 +168,7 @@ class Master:
     def salt(self, target: str, fun: str, *args: Any, timeout: float = 120, tgt_type: str = "glob",
              **kwargs: Any) -> SaltResult:
         """``salt <target> <fun> args key=value`` through the CLI (JSON out); never raises on failure."""
-        argv = [f"--timeout={int(timeout)}", "--out=json", "--static", "--retcode-passthrough"]
+        argv = [f"--timeout={int(timeout)}", "--out=json", "--static"]
         if tgt_type != "glob":
             argv.append(TARGET_FLAGS[tgt_type])
         argv += [target, fun, *[_cli_arg(a) for a in args], *[f"{k}={_cli_arg(v)}" for k, v in kwargs.items()]]
@@ -182,13 +184,7 @@ class Master:
             proc = self.netns.run(full, capture_output=True, text=True, timeout=timeout + 60)
         except subprocess.TimeoutExpired as exc:
             return SaltResult(list(argv), -1, None, _text(exc.stdout), f"CLI timed out: {_text(exc.stderr)}")
-        data = None
-        if proc.stdout.strip():
-            try:
-                data = json.loads(proc.stdout)
-            except ValueError:
-                data = None
-        return SaltResult(list(argv), proc.returncode, data, proc.stdout, proc.stderr)
+        return SaltResult(list(argv), proc.returncode, _json_out(proc.stdout), proc.stdout, proc.stderr)
 
     def accepted_keys(self) -> List[str]:
         proc = self.netns.run([str(BIN / "salt-key"), "-c", str(self.config_dir), "--out=json", "-l", "acc"],
@@ -198,6 +194,18 @@ class Master:
     def delete_key(self, minion_id: str) -> None:
         self.netns.run([str(BIN / "salt-key"), "-c", str(self.config_dir), "-y", "-d", minion_id],
                        capture_output=True)
+
+
+def _json_out(stdout: str) -> Any:
+    """The JSON document in the CLI's stdout; salt prints plain-text notes ("No minions matched...") before it."""
+    lines = stdout.splitlines()
+    for start, line in enumerate(lines):
+        if line.startswith(("{", "[")):
+            try:
+                return json.loads("\n".join(lines[start:]))
+            except ValueError:
+                return None
+    return None
 
 
 def _cli_arg(value: Any) -> str:

@@ -82,12 +82,31 @@ class Vm:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> None:
-        """Power off hard: the overlay is disposable, so there is nothing to shut down cleanly."""
+    def kill(self) -> None:
+        """Power off hard, keeping the overlay (``read_file_offline`` can still look inside)."""
         if self.proc is not None:
             stop_process(self.proc, timeout=10)
             self.proc = None
+
+    def stop(self) -> None:
+        """Power off hard: the overlay is disposable, so there is nothing to shut down cleanly."""
+        self.kill()
         self.overlay.unlink(missing_ok=True)
+
+    def read_file_offline(self, path: str, max_chars: int = 6000) -> str:
+        """A file from the stopped VM's disk (e.g. /var/log/salt/minion after a failed boot), read
+        with debugfs from a raw copy of the overlay: no mount, no kernel block device needed."""
+        if self.alive():
+            raise RuntimeError("read_file_offline needs a stopped VM (kill() first)")
+        raw = self.workdir / f"{self.name}.post-mortem.raw"
+        try:
+            subprocess.run(["qemu-img", "convert", "-O", "raw", str(self.overlay), str(raw)], check=True,
+                           capture_output=True, timeout=300)
+            out = subprocess.run(["debugfs", "-R", f"cat {path}", str(raw)], capture_output=True, text=True,
+                                 errors="replace", timeout=60).stdout
+        finally:
+            raw.unlink(missing_ok=True)
+        return out[-max_chars:]
 
     def link_down(self) -> None:
         """Cut this VM off the network (its NIC stays up inside the guest: packets just vanish)."""

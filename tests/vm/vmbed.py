@@ -224,7 +224,7 @@ class VmBed:
             raise
         return self
 
-    def boot(self, *names: str, timeout: float = 420) -> List[Minion]:
+    def boot(self, *names: str, timeout: float = 600) -> List[Minion]:
         """Boot VMs named ``names`` in parallel; returns when every minion answers ``test.ping``."""
         if len(self.running()) + len(names) > self.MAX_VMS:
             raise RuntimeError(f"at most {self.MAX_VMS} VMs at a time here (running: {self.running()})")
@@ -260,8 +260,10 @@ class VmBed:
                 self.progress(f"[vm] {vm.name}: minion answers test.ping {self.boot_seconds[vm.name]:.0f}s after qemu start")
                 return
             time.sleep(1)
+        vm.kill()  # the minion's own log says why; it is only readable from a stopped disk
         errors[vm.name] = TimeoutError(f"minion {vm.name} did not answer test.ping within {timeout:.0f}s\n"
-                                       f"serial:\n{vm.serial_tail()}\nmaster log:{self.master.log_tail(10)}")
+                                       f"serial:\n{vm.serial_tail()}\nmaster log:{self.master.log_tail(10)}\n"
+                                       f"guest /var/log/salt/minion:\n{vm.read_file_offline('/var/log/salt/minion')}")
 
     def minion(self, name: str) -> Minion:
         return Minion(self, self.vms[name])
