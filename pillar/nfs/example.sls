@@ -16,3 +16,11 @@ nfs:
       /srv/nfs/scratch:                 # core nfs_export.present style also works
         hosts: '*.build.example.com'
         options: [rw, async]
+  client:                               # salt://nfs/client.sls
+    mounts:
+      /mnt/home:
+        device: nfs1.example.com:/srv/nfs/home
+        opts: vers=4.2,hard,_netdev
+        owner: root
+        group: root
+        mode: '0755'

@@ -475,3 +475,22 @@ def test_core_mount_mounted_arguments_are_accepted(states, host):
     only_fstab = states.nfs_client.mounted(str(host.mnt / "later"), device="nfs1:/srv/later", mount=False)
     assert set(only_fstab.changes[str(host.mnt / "later")]) == {"fstab"}
     assert str(host.mnt / "later") not in host.table()
+
+
+def test_the_client_formula_mounts_what_pillar_says(minion_opts, host, tmp_path):
+    pillar = tmp_path / "pillar"
+    pillar.mkdir()
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - mounts\n")
+    point = host.mnt / "data"
+    (pillar / "mounts.sls").write_text(f"nfs:\n  client:\n    mounts:\n      {point}: {{device: 'nfs1:/srv/data', opts: 'vers=4.2,hard'}}\n")
+    loaders = make_loaders(minion_opts, nfs_client=host.config(), pillar_roots={"base": [str(pillar)]})
+    try:
+        dry = loaders.modules.state.sls("nfs.client", test=True)
+        assert [r.result for r in dry] == [None] and host.calls() == [], dry.raw
+        first = loaders.modules.state.sls("nfs.client")
+        assert [r.result for r in first] == [True] and str(point) in next(iter(first)).changes, first.raw
+        assert f" {point} " in host.table() and b"nfs1:/srv/data" in host.fstab.read_bytes()
+        again = loaders.modules.state.sls("nfs.client")
+        assert [(r.result, r.changes) for r in again] == [(True, {})], again.raw
+    finally:
+        loaders.reset_state()
