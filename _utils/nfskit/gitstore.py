@@ -28,6 +28,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -84,7 +85,7 @@ class GitStore:
         author: Callable[[Mapping[str, Any]], tuple[str, str]],
         branch: str = "main",
         committer: tuple[str, str] = ("nfs self-service", "nfs-selfservice@localhost"),
-        push_retries: int = 5,
+        push_retries: int = 8,
         lock_timeout: float = 120.0,
         git_timeout: float = 120.0,
     ):
@@ -228,6 +229,8 @@ class GitStore:
                 self._git("gc", "--auto", "--quiet", check=False)
                 return results
             log.info("nfs store: push rejected (attempt %d of %d); re-applying on the remote state", attempt + 1, self.push_retries + 1)
+            # Random, growing back-off: clones that keep racing each other (several masters) spread out.
+            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
             self._fetch_reset()
         raise StoreError(f"the push to {redact(self.url)} was rejected {self.push_retries + 1} times; nothing was applied")
 
