@@ -17,6 +17,7 @@ private network namespace. The API scenario tests use (through the fixtures in c
     ``run(cmd)`` / ``sh(cmd)``          ``cmd.run_all`` -> ``CmdResult``; ``sh`` also requires rc 0
                                         and returns stdout
     ``ping()``                          ``test.ping`` answered True within a few seconds
+    ``wait_ping(timeout)``              poll ``test.ping`` until it answers; seconds it took
     ``sync_modules()``                  copy the repo's _modules/_states/_utils (those that exist) into
                                         the master's file_roots, ``saltutil.sync_all``; returns what synced
     ``state_apply(sls, pillar=, test=)``/``state_single(fun, name, **kw)``  state runs -> list of state
@@ -106,6 +107,15 @@ class Minion:
     def ping(self, timeout: float = 5) -> bool:
         result = self.salt_result("test.ping", timeout=timeout)
         return isinstance(result.data, dict) and result.data.get(self.id) is True
+
+    def wait_ping(self, timeout: float = 120) -> float:
+        """Poll ``test.ping`` until it answers (e.g. after ``link_up``); returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.ping(timeout=10):
+                return time.monotonic() - started
+            time.sleep(1)
+        raise SaltCallError(f"{self.id} did not answer test.ping within {timeout:.0f}s")
 
     def run(self, cmd: str, timeout: float = 60, **kwargs: Any) -> CmdResult:
         """Run a shell command in the VM (``cmd.run_all``); never raises for a non-zero exit."""
