@@ -168,6 +168,11 @@ class Api:
             self.token = body["return"][0]["token"]
         return status
 
+    def post(self, **lowstate: Any) -> tuple[int, Any]:
+        """One lowstate call: ``(HTTP status, first return)``; the status tells refusals apart."""
+        status, body = self._post("/", [lowstate])
+        return status, (body["return"][0] if status == 200 else None)
+
     def call(self, **lowstate: Any) -> Any:
         status, body = self._post("/", [lowstate])
         if status != 200:
