@@ -5,7 +5,8 @@
     pillar/top.sls                          generated; maps a minion to its files (read by git_pillar)
     pillar/nfs/exports/<team>/<name>.sls    one export: nfs:server:exports:<path> + its record
     pillar/nfs/servers/<minion_key>.sls     a server: include of its exports, backend, allocations
-    pillar/nfs/hosts/<minion_key>.sls       a host's mounts: nfs:client:mounts:<mount point>
+    pillar/nfs/hosts/<minion_key>.sls       a host's mounts: nfs:client:mounts:<mount point> (what
+                                            nfs_client.managed takes) + nfs:selfservice:mounts (records)
     pillar/nfs/hostgroups/<group>.sls       a hostgroup's mounts, same shape
     hiera/servers/<server>.yaml             nfs::server, nfs::exports     (treydock/puppet-nfs)
     hiera/nodes/<minion>.yaml               nfs::nfs_mounts
@@ -309,10 +310,38 @@ def _put_server(tree: Tree, server: str, backend: str, allocations: Mapping[str,
 # mounts
 
 
+# A mount's pillar entry is split in two: ``nfs:client:mounts`` holds exactly what
+# ``nfs_client.managed`` (salt/nfs/client.sls) takes, ``nfs:selfservice:mounts`` the runner's record.
+_CLIENT_KEYS = ("device", "fstype", "owner", "group", "mode")
+
+
 def mounts(tree: Tree, kind: str, name: str) -> dict[str, dict[str, Any]]:
-    """``{mount point: entry}`` of a host or hostgroup."""
-    data = tree.read(target_pillar(kind, name)) or {}
-    return data.get("nfs", {}).get("client", {}).get("mounts", {})
+    """``{mount point: entry}`` of a host or hostgroup: the record with the client settings."""
+    nfs = (tree.read(target_pillar(kind, name)) or {}).get("nfs", {})
+    client = nfs.get("client", {}).get("mounts", {})
+    result = {}
+    for mount_point, record in nfs.get("selfservice", {}).get("mounts", {}).items():
+        entry = dict(record)
+        settings = client.get(mount_point, {})
+        entry.update({key: settings[key] for key in _CLIENT_KEYS if key in settings})
+        entry["options"] = list(settings.get("opts", record.get("options", [])))
+        result[mount_point] = entry
+    return result
+
+
+def _put_mounts(tree: Tree, kind: str, name: str, entries: Mapping[str, Mapping[str, Any]]) -> None:
+    client: dict[str, Any] = {}
+    records: dict[str, Any] = {}
+    for mount_point, entry in entries.items():
+        records[mount_point] = {key: value for key, value in entry.items() if key not in _CLIENT_KEYS and key != "options"}
+        if entry.get("device") is None:  # not mountable yet (efs before provisioning): record only
+            records[mount_point]["options"] = list(entry.get("options", []))
+            continue
+        settings = {key: entry[key] for key in _CLIENT_KEYS if key in entry}
+        if entry.get("options"):
+            settings["opts"] = list(entry["options"])
+        client[mount_point] = settings
+    tree.put(target_pillar(kind, name), {"nfs": {"client": {"mounts": client}, "selfservice": {"mounts": records}}}, PILLAR_HEADER)
 
 
 def export_uses(tree: Tree, team: str, name: str) -> list[dict[str, str]]:
@@ -338,7 +367,7 @@ def put_mount(
     new_group = kind == "hostgroup" and not tree.exists(target_pillar(kind, name))
     current = mounts(tree, kind, name)
     current[mount_point] = dict(entry)
-    tree.put(target_pillar(kind, name), {"nfs": {"client": {"mounts": current}}}, PILLAR_HEADER)
+    _put_mounts(tree, kind, name, current)
     if hiera_entry is not None:
         hiera = tree.read(target_hiera(kind, name)) or {"nfs::nfs_mounts": {}}
         hiera["nfs::nfs_mounts"][mount_point] = dict(hiera_entry)
@@ -355,7 +384,7 @@ def remove_mount(tree: Tree, kind: str, name: str, mount_point: str, hostgroups:
     current = mounts(tree, kind, name)
     entry = current.pop(mount_point)
     if current:
-        tree.put(target_pillar(kind, name), {"nfs": {"client": {"mounts": current}}}, PILLAR_HEADER)
+        _put_mounts(tree, kind, name, current)
     else:
         tree.delete(target_pillar(kind, name))
     hiera = tree.read(target_hiera(kind, name))

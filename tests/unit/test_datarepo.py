@@ -155,3 +155,22 @@ def test_pending_edits_are_visible_to_later_reads_of_the_same_change(tmp_path):
     datarepo.put_export(tree, record("two"), rules({"hosts": "10.1.0.2"}), "kernel")
     assert sorted(datarepo.server_allocations(tree, "nfs1.example.com")) == ["team-a/one", "team-a/two"]
     assert [r["name"] for r in datarepo.team_exports(tree, "team-a")] == ["one", "two"]
+
+
+def test_a_hosts_pillar_is_what_nfs_client_managed_takes(tmp_path):
+    from nfskit.mount_plan import specs_from_managed
+
+    tree = Tree(tmp_path)
+    entry = dict(mount_entry(), options=["hard", "vers=4.2"], owner="root", mode="0755")
+    datarepo.put_mount(tree, "host", "web01.example.com", "/mnt/a", entry, None, HOSTGROUPS)
+    datarepo.put_mount(tree, "host", "web01.example.com", "/mnt/pending", dict(mount_entry(), device=None), None, HOSTGROUPS)
+    tree.write()
+    pillar = yaml.safe_load((tmp_path / "pillar/nfs/hosts/web01_example_com.sls").read_text())
+    client = pillar["nfs"]["client"]["mounts"]
+    assert list(client) == ["/mnt/a"]  # a mount without a device yet is only a record
+    (spec,) = specs_from_managed(client)
+    assert (spec.device, spec.fstype) == ("nfs1.example.com:/srv/nfs/team-a/cache", "nfs")
+    assert pillar["nfs"]["selfservice"]["mounts"]["/mnt/a"]["export"] == "team-a/cache"
+    back = datarepo.mounts(Tree(tmp_path), "host", "web01.example.com")
+    assert back["/mnt/a"]["options"] == ["hard", "vers=4.2"] and back["/mnt/a"]["request_id"] == "e" * 32
+    assert back["/mnt/pending"]["options"] == ["hard"] and "device" not in back["/mnt/pending"]
