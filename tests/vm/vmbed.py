@@ -146,7 +146,8 @@ class Minion:
         return _state_runs(self.salt("state.apply", sls, timeout=timeout, check=False, **kwargs))
 
     def state_single(self, fun: str, name: str, timeout: float = 300, **kwargs: Any) -> List[StateRun]:
-        """One state, e.g. ``state_single("mount.mounted", "/mnt/x", device=..., fstype="nfs")``."""
+        """One state, e.g. ``state_single("file.directory", "/mnt/x", mode="0755")``. A state argument
+        named ``opts`` (mount.mounted) collides with state.single's own: use ``write_sls`` + ``state_apply``."""
         return _state_runs(self.salt("state.single", fun, name, timeout=timeout, check=False, **kwargs))
 
     # --- NFS server side ------------------------------------------------------------------------
