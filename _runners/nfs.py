@@ -127,7 +127,7 @@ def _store(config, policy):
         author=_author(config),
         branch=config.get("branch", "main"),
         committer=(committer.get("name", "nfs self-service"), committer.get("email", "nfs-selfservice@localhost")),
-        push_retries=int(config.get("push_retries", 8)),
+        push_retries=int(config.get("push_retries", 10)),
         lock_timeout=float(config.get("lock_timeout", 120)),
     )
 

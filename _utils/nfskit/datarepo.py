@@ -5,7 +5,7 @@
     pillar/top.sls                          generated; maps a minion to its files (read by git_pillar)
     pillar/nfs/exports/<team>/<name>.sls    one export: nfs:server:exports:<path> + its record
     pillar/nfs/servers/<minion_key>.sls     a server: include of its exports, backend, allocations
-    pillar/nfs/hosts/<minion_key>.sls       a host's mounts: nfs:client:mounts:<mount point> (what
+    pillar/nfs/hosts/<xx>/<minion_key>.sls  a host's mounts: nfs:client:mounts:<mount point> (what
                                             nfs_client.managed takes) + nfs:selfservice:mounts (records)
     pillar/nfs/hostgroups/<group>.sls       a hostgroup's mounts, same shape
     hiera/servers/<server>.yaml             nfs::server, nfs::exports     (treydock/puppet-nfs)
@@ -15,10 +15,11 @@
 
 ``<minion_key>`` is the minion id with ``.`` turned into ``_``, because Salt reads dots in an sls
 name as directories; request validation refuses ``_`` in minion ids so two ids never share a key,
-and the top file skips minions whose id has one.
+and the top file skips minions whose id has one. ``<xx>`` is a shard (:func:`host_shard`). The hiera
+side stays flat (``nodes/<fqdn>.yaml``) because hiera paths cannot compute a shard.
 
 The top file does O(1) work per minion whatever the fleet size: it includes
-``nfs.hosts.<key>`` and ``nfs.servers.<key>`` for the minion being rendered with
+``nfs.hosts.<xx>.<key>`` and ``nfs.servers.<key>`` for the minion being rendered with
 ``ignore_missing``, instead of listing every host. Only hostgroups need a match each (their
 membership is a compound target evaluated against the minion), so the top file lists the
 hostgroups that have mounts.
@@ -32,6 +33,7 @@ so a change that fails half-way (quota, conflict) leaves no file behind.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -69,6 +71,16 @@ def minion_key(minion_id: str) -> str:
     return minion_id.replace(".", "_")
 
 
+def host_shard(minion_id: str) -> str:
+    """Two hex digits of the id's SHA-256: 256 directories of host files instead of one huge one.
+
+    A commit rewrites every git tree object on the path of the file it changes; with 10,000 hosts
+    in one directory that is a 600 KB tree per request (written, pushed, unpacked, checked by the
+    remote). The pillar top file computes the same digits with Salt's ``sha256`` Jinja filter.
+    """
+    return hashlib.sha256(minion_id.encode("utf-8")).hexdigest()[:2]
+
+
 def export_key(team: str, name: str) -> str:
     """How records, allocations and mounts refer to an export."""
     return f"{team}/{name}"
@@ -87,7 +99,7 @@ def server_pillar(server: str) -> str:
 
 
 def target_pillar(kind: str, name: str) -> str:
-    return f"pillar/nfs/hosts/{minion_key(name)}.sls" if kind == "host" else f"pillar/nfs/hostgroups/{name}.sls"
+    return f"pillar/nfs/hosts/{host_shard(name)}/{minion_key(name)}.sls" if kind == "host" else f"pillar/nfs/hostgroups/{name}.sls"
 
 
 def target_hiera(kind: str, name: str) -> str:
@@ -111,7 +123,7 @@ def render_top(hostgroups: Mapping[str, str]) -> str:
         "{%- if '_' not in opts.id %}",
         "  '*':",
         "    - ignore_missing: True",
-        "    - nfs.hosts.{{ opts.id | replace('.', '_') }}",
+        "    - nfs.hosts.{{ (opts.id | sha256)[:2] }}.{{ opts.id | replace('.', '_') }}",
         "    - nfs.servers.{{ opts.id | replace('.', '_') }}",
         "{%- endif %}",
     ]

@@ -4,9 +4,10 @@ How a burst of requests becomes few pushes without losing one (flat combining):
 
 1. :meth:`GitStore.submit` writes each change as a JSON file into ``<workdir>/queue/`` and then
    waits for the clone's lock (``fcntl.flock`` on ``<workdir>/lock``).
-2. Whoever holds the lock drains the whole queue: it resets the clone to the last known remote
-   state (which also recovers a dirty clone), applies every queued change as its own commit (its
-   requester as author, a message with what and why), and pushes once.
+2. Whoever holds the lock drains the whole queue: it brings the clone to the last known remote
+   state (a reset, unless the previous drain provably left it there; this also recovers a dirty
+   clone), applies every queued change as its own commit (its requester as author, a message
+   with what and why), and pushes once.
 3. A rejected push means the remote moved: fetch, ``reset --hard`` to it, apply the same changes
    again at the data level (each one re-checked against the new state) and push again, at most
    ``push_retries`` times.
@@ -63,11 +64,19 @@ def redact(text: str) -> str:
 
 def error_info(exc: BaseException) -> dict[str, Any]:
     """An exception as plain data for a result: type, message and, for bad input, field and problem."""
-    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower() if isinstance(exc, NfsKitError) else "internal_error"
+    if isinstance(exc, NfsKitError):
+        public = next(c for c in type(exc).__mro__ if c.__module__ == NfsKitError.__module__)
+        kind = re.sub(r"(?<!^)(?=[A-Z])", "_", public.__name__).lower()
+    else:
+        kind = "internal_error"
     info: dict[str, Any] = {"type": kind, "message": redact(str(exc))}
     if isinstance(exc, InvalidInput):
         info.update(field=exc.field, problem=exc.problem)
     return info
+
+
+class _RemoteRefused(StoreError):
+    """The remote would not take the push; the work clone itself is fine."""
 
 
 class GitStore:
@@ -85,9 +94,10 @@ class GitStore:
         author: Callable[[Mapping[str, Any]], tuple[str, str]],
         branch: str = "main",
         committer: tuple[str, str] = ("nfs self-service", "nfs-selfservice@localhost"),
-        push_retries: int = 8,
+        push_retries: int = 10,
         lock_timeout: float = 120.0,
         git_timeout: float = 120.0,
+        trust_clean_s: float = 300.0,
     ):
         self.url = url
         self.branch = branch
@@ -99,6 +109,8 @@ class GitStore:
         self.push_retries = push_retries
         self.lock_timeout = lock_timeout
         self.git_timeout = git_timeout
+        self.trust_clean_s = trust_clean_s
+        self._tip = ""  # the commit the worktree is at, kept while the lock is held
         self.queue_dir = self.workdir / "queue"
         self.done_dir = self.workdir / "done"
 
@@ -187,24 +199,68 @@ class GitStore:
             return
         changes = [change for _, change in items]
         try:
-            self._ensure_clone()
+            trusted = self._prepare_clone()
             try:
-                self._reset(f"origin/{self.branch}")
-            except StoreError as exc:  # e.g. a corrupt index or object: start from a fresh clone
-                log.warning("nfs store: cannot reset the work clone (%s); cloning again", exc)
-                self._ensure_clone(force=True)
-            results = self._commit_and_push(changes, on_step)
+                results = self._commit_and_push(changes, on_step)
+            except _RemoteRefused:
+                raise
+            except StoreError as exc:
+                if not trusted:
+                    raise
+                # the fast path trusted a clone that turned out damaged (e.g. its index): once more from a reset
+                log.warning("nfs store: work clone failed (%s); resetting it and trying again", exc)
+                self._prepare_clone(full=True)
+                results = self._commit_and_push(changes, on_step)
+            self._mark_clean()
         except StoreError as exc:
             results = {c["id"]: {"id": c["id"], "ok": False, "error": error_info(exc)} for c in changes}
             with contextlib.suppress(StoreError):
                 self._reset(f"origin/{self.branch}")
+                self._mark_clean()
         for change in changes:
             if not results[change["id"]]["ok"] and on_step:
                 on_step(change, "failed", results[change["id"]]["error"])
         self._finish(items, results)
 
+    def _prepare_clone(self, full: bool = False) -> bool:
+        """Make the worktree exactly the last known remote state, cheaply when it provably is.
+
+        A full ``reset --hard`` + ``clean`` stats every file (~0.1 s with 24,000 files), so it is
+        skipped when the previous drain ended cleanly at the current tip: it leaves a marker with
+        that commit, which is removed before any edit and so missing after a crash. A marker older
+        than ``trust_clean_s`` is not trusted either, which bounds how long a hand edit in the work
+        clone can survive. Returns whether the marker was trusted (no reset done).
+        """
+        self._ensure_clone()
+        marker = self.workdir / "clean"
+        trusted = None
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - marker.stat().st_mtime < self.trust_clean_s:
+                trusted = marker.read_text(encoding="utf-8").strip()
+        marker.unlink(missing_ok=True)
+        if trusted and not full:
+            heads = self._git("rev-parse", "HEAD", f"origin/{self.branch}", check=False).stdout.split()
+            if heads == [trusted, trusted]:
+                self._tip = trusted
+                return True
+        try:
+            self._reset(f"origin/{self.branch}")
+        except StoreError as exc:  # e.g. a corrupt index or object: start from a fresh clone
+            log.warning("nfs store: cannot reset the work clone (%s); cloning again", exc)
+            self._ensure_clone(force=True)
+            self._reset(f"origin/{self.branch}")
+        return False
+
+    def _mark_clean(self) -> None:
+        marker = self.workdir / "clean"
+        tmp = self.workdir / f".clean.{uuid.uuid4().hex}"
+        tmp.write_text(self._tip, encoding="utf-8")
+        os.replace(tmp, marker)
+
     def _commit_and_push(self, changes: list[dict[str, Any]], on_step: Optional[OnStep]) -> dict[str, dict[str, Any]]:
-        for attempt in range(self.push_retries + 1):
+        suspect_reset = False
+        attempt = 0
+        while True:
             results: dict[str, dict[str, Any]] = {}
             committed = []
             for change in changes:
@@ -213,41 +269,64 @@ class GitStore:
                 except NfsKitError as exc:
                     results[change["id"]] = {"id": change["id"], "ok": False, "error": error_info(exc)}
                     continue
+                except Exception as exc:  # pylint: disable=broad-except
+                    # Unreadable data (a damaged file in the clone): start again once from the remote
+                    # state; if the remote itself holds it, only this change fails.
+                    if not suspect_reset:
+                        log.warning("nfs store: change %s failed on the work clone (%s); resetting it", change["id"], exc)
+                        suspect_reset = True
+                        self._reset(f"origin/{self.branch}")
+                        break
+                    log.exception("nfs store: change %s cannot be applied", change["id"])
+                    results[change["id"]] = {"id": change["id"], "ok": False, "error": error_info(exc)}
+                    continue
                 sha = self._commit(outcome.tree, outcome.message(change), self.author(change))
                 results[change["id"]] = {"id": change["id"], "ok": True, "commit": sha, "pushed": sha is None, "result": outcome.result}
                 if sha:
                     committed.append(change)
-            if not committed:
-                return results
-            if self._push():
-                for change in committed:
-                    results[change["id"]]["pushed"] = True
-                if on_step:
+            else:
+                if not committed:
+                    return results
+                if self._push():
                     for change in committed:
-                        on_step(change, "committed", {"commit": results[change["id"]]["commit"]})
-                        on_step(change, "pushed", {"commit": results[change["id"]]["commit"], "branch": self.branch})
-                self._git("gc", "--auto", "--quiet", check=False)
-                return results
-            log.info("nfs store: push rejected (attempt %d of %d); re-applying on the remote state", attempt + 1, self.push_retries + 1)
-            # Random, growing back-off: clones that keep racing each other (several masters) spread out.
-            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
-            self._fetch_reset()
-        raise StoreError(f"the push to {redact(self.url)} was rejected {self.push_retries + 1} times; nothing was applied")
+                        results[change["id"]]["pushed"] = True
+                    if on_step:
+                        for change in committed:
+                            on_step(change, "committed", {"commit": results[change["id"]]["commit"]})
+                            on_step(change, "pushed", {"commit": results[change["id"]]["commit"], "branch": self.branch})
+                    self._git("gc", "--auto", "--quiet", check=False)
+                    return results
+                attempt += 1
+                if attempt > self.push_retries:
+                    break
+                log.info("nfs store: push rejected (attempt %d of %d); re-applying on the remote state", attempt, self.push_retries + 1)
+                # Random, growing back-off: clones that keep racing each other (several masters) spread out.
+                time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+                self._fetch_reset()
+        raise _RemoteRefused(f"the push to {redact(self.url)} was rejected {self.push_retries + 1} times; nothing was applied")
 
     def _commit(self, tree: Tree, message: str, author: tuple[str, str]) -> Optional[str]:
-        """Write the tree's edits and commit them; None when they change nothing."""
+        """Write the tree's edits and commit them; None when they change nothing.
+
+        Plumbing instead of ``git add`` + ``git commit``: those refresh the whole index (a stat of
+        every file, ~0.1 s at 24,000 files); ``update-index`` of the changed paths and
+        ``write-tree`` (cache-tree) touch only what changed.
+        """
         paths = tree.write()
         if not paths:
             return None
-        self._git("add", "-A", "--", *paths)
+        self._git("update-index", "--add", "--remove", "-z", "--stdin", stdin="\0".join(paths) + "\0")
+        tree_sha = self._git("write-tree").strip()
         env = {
             "GIT_AUTHOR_NAME": author[0],
             "GIT_AUTHOR_EMAIL": author[1],
             "GIT_COMMITTER_NAME": self.committer[0],
             "GIT_COMMITTER_EMAIL": self.committer[1],
         }
-        self._git("commit", "--quiet", "--no-verify", "--allow-empty-message", "-F", "-", env=env, stdin=message)
-        return self._git("rev-parse", "HEAD").strip()
+        commit = self._git("commit-tree", tree_sha, "-p", self._tip, "-F", "-", env=env, stdin=message).strip()
+        self._git("update-ref", f"refs/heads/{self.branch}", commit, self._tip)
+        self._tip = commit
+        return commit
 
     def _push(self) -> bool:
         """True when pushed; False when the remote refused because it moved on. Other failures raise."""
@@ -258,7 +337,7 @@ class GitStore:
         # The remote moved on (or another push held its ref lock): worth a fetch and a retry.
         if any(marker in output for marker in ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref", "failed to update ref")):
             return False
-        raise StoreError(f"git push to {redact(self.url)} failed: {redact(output.strip())[-2000:]}")
+        raise _RemoteRefused(f"git push to {redact(self.url)} failed: {redact(output.strip())[-2000:]}")
 
     # -- the clone -----------------------------------------------------------------------------
 
@@ -271,6 +350,8 @@ class GitStore:
     def _ensure_clone(self, force: bool = False) -> None:
         """A clone whose ``origin/<branch>`` is known; a missing, broken or half-made one is made again.
 
+        A clone made here is at ``origin/<branch>`` with a clean worktree.
+
         ``init`` + ``fetch`` rather than ``clone`` so that an empty remote can be bootstrapped.
         """
         if not force and self._clone_ok():
@@ -281,6 +362,9 @@ class GitStore:
         self.clone_dir.mkdir(parents=True)
         self._git("init", "--quiet")
         self._git("config", "gc.autoDetach", "false")  # gc finishes under our lock, never beside a commit
+        # A data repo has tens of thousands of files: a split index rewrites only the changed entries.
+        self._git("config", "core.splitIndex", "true")
+        self._git("config", "index.version", "4")
         self._git("remote", "add", "origin", self.url)
         proc = self._git("fetch", "--quiet", "--no-tags", "origin", self._refspec(), check=False)
         if proc.returncode != 0:
@@ -318,6 +402,7 @@ class GitStore:
         """Make the worktree exactly ``ref``: drops unpushed commits, edits and stray files."""
         self._git("reset", "--quiet", "--hard", ref)
         self._git("clean", "-qfdx")
+        self._tip = self._git("rev-parse", "HEAD").strip()
 
     # -- running git ---------------------------------------------------------------------------
 

@@ -133,7 +133,7 @@ def test_top_file_lists_hostgroups_with_mounts_only(tmp_path):
     top = (tmp_path / "pillar/top.sls").read_text()
     assert "'G@role:web and G@env:prod':\n    - match: compound\n    - ignore_missing: True\n    - nfs.hostgroups.web-prod" in top
     assert "G@role:db" not in top
-    assert "nfs.hosts.{{ opts.id | replace('.', '_') }}" in top and "if '_' not in opts.id" in top
+    assert "nfs.hosts.{{ (opts.id | sha256)[:2] }}.{{ opts.id | replace('.', '_') }}" in top and "if '_' not in opts.id" in top
     tree = Tree(tmp_path)
     datarepo.remove_mount(tree, "hostgroup", "web-prod", "/srv/cache", groups)
     tree.write()
@@ -165,7 +165,7 @@ def test_a_hosts_pillar_is_what_nfs_client_managed_takes(tmp_path):
     datarepo.put_mount(tree, "host", "web01.example.com", "/mnt/a", entry, None, HOSTGROUPS)
     datarepo.put_mount(tree, "host", "web01.example.com", "/mnt/pending", dict(mount_entry(), device=None), None, HOSTGROUPS)
     tree.write()
-    pillar = yaml.safe_load((tmp_path / "pillar/nfs/hosts/web01_example_com.sls").read_text())
+    pillar = yaml.safe_load((tmp_path / datarepo.target_pillar("host", "web01.example.com")).read_text())
     client = pillar["nfs"]["client"]["mounts"]
     assert list(client) == ["/mnt/a"]  # a mount without a device yet is only a record
     (spec,) = specs_from_managed(client)
@@ -174,3 +174,12 @@ def test_a_hosts_pillar_is_what_nfs_client_managed_takes(tmp_path):
     back = datarepo.mounts(Tree(tmp_path), "host", "web01.example.com")
     assert back["/mnt/a"]["options"] == ["hard", "vers=4.2"] and back["/mnt/a"]["request_id"] == "e" * 32
     assert back["/mnt/pending"]["options"] == ["hard"] and "device" not in back["/mnt/pending"]
+
+
+def test_host_files_are_sharded_the_way_the_top_file_finds_them(tmp_path):
+    # sha256("web01.example.com") starts with the two hex digits of the directory
+    import hashlib
+
+    path = datarepo.target_pillar("host", "web01.example.com")
+    assert path == f"pillar/nfs/hosts/{hashlib.sha256(b'web01.example.com').hexdigest()[:2]}/web01_example_com.sls"
+    assert len({datarepo.host_shard(f"h{n}.example.com") for n in range(2000)}) == 256

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import yaml
 
-from nfskit import changes
+from nfskit import changes, datarepo
 from nfskit.gitstore import GitStore, redact
 from nfskit.policy import policy_from_config
 
@@ -146,7 +146,7 @@ def test_concurrent_edits_of_the_same_host_file_from_two_clones_keep_both(remote
     a.submit([mount_change("web.example.com", "/mnt/a1")])  # remote moves; b does not know
     (result,) = b.submit([mount_change("web.example.com", "/mnt/b2")])  # rejected, re-applied
     assert result["ok"]
-    mounts = remote_file(remote, "pillar/nfs/hosts/web_example_com.sls")["nfs"]["client"]["mounts"]
+    mounts = remote_file(remote, datarepo.target_pillar("host", "web.example.com"))["nfs"]["client"]["mounts"]
     assert sorted(mounts) == ["/mnt/a1", "/mnt/b1", "/mnt/b2"]
 
 
