@@ -280,6 +280,8 @@ def put_export(tree: Tree, record: Mapping[str, Any], rules: Iterable[ClientRule
     allocations = server_allocations(tree, server)
     allocations[key] = {"path": path, "size_gb": record["size_gb"]}
     _put_server(tree, server, server_backend, allocations)
+    if not tree.exists(TOP):  # the server file is reached through the top file only
+        update_top(tree, {})  # no top file means no hostgroup files yet
     if server_backend == "kernel":  # treydock/puppet-nfs manages kernel nfsd's /etc/exports
         hiera = tree.read(server_hiera(server)) or {"nfs::server": True, "nfs::exports": {}}
         hiera["nfs::exports"][path] = [rule_to_hiera(rule, order) for order, rule in enumerate(rules, 1)]
