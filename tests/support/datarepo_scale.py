@@ -79,7 +79,7 @@ def build(root: Path, hosts: int = 10_000, hostgroups: int = 1_000, teams: int =
         for m in range(count):
             server = SERVERS[m % len(SERVERS)]
             name = f"vol-{server.split('.')[0]}"
-            mount_point = f"/mnt/{name}-{m}"
+            mount_point = f"/{'mnt' if kind == 'host' else 'srv'}/{name}-{m}"
             device = f"{server}:/srv/nfs/{team}/{name}"
             pillar[mount_point] = {"device": device, "fstype": "nfs", "opts": ["hard", "vers=4.2"]}
             records[mount_point] = {"export": f"{team}/{name}", "team": team, "request_id": "0" * 32}
