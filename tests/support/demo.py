@@ -3,15 +3,17 @@
 What runs, all real and all on this machine:
 - NFS-Ganesha in its own network namespace, three client hosts as namespaces with their own
   addresses;
-- a salt-master with salt-api (rest_cherrypy, eauth ``file`` with an htpasswd), a salt-minion that
-  manages the ganesha server, git_pillar reading a local bare git repo (the storage data repo);
-- our modules, synced to the minion the classic way (``saltutil.sync_all``).
+- a salt-master with salt-api (rest_cherrypy, eauth ``file`` with an htpasswd) and the ``nfs``
+  self-service runner, a salt-minion that manages the ganesha server, git_pillar reading a local
+  bare git repo (the storage data repo);
+- our modules, synced the classic way (``saltutil.sync_all`` on the minion and the master).
 
-The flow: a dev team's request becomes a commit in the data repo (requester as author); through
-salt-api the pillar is refreshed and ``nfs.server`` applied (dry run with diff first); ganesha
-picks the export up live over DBus; clients check it over the wire (NFSv3 and NFSv4). The
-self-service runner that will write the commit for the team is the next piece; until then the
-demo writes the commit the way the runner will.
+The flow: a dev team user logs in to salt-api and calls ``nfs.request_export``; the runner
+validates it against the team's policy and commits it to the data repo as pillar and Puppet hiera
+data with the user as author. The storage team, through salt-api too, refreshes git pillar and
+applies ``nfs.server`` (dry run with diff first); ganesha picks the export up live over DBus;
+clients check it over the wire (NFSv3 and NFSv4). Hostile requests are refused with nothing
+committed; a mount request lands as the host's pillar and hiera files.
 """
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
@@ -32,7 +32,9 @@ from tests.support.localsalt import Api, LocalSalt  # noqa: E402
 from tests.support.nfsbed import NfsBed  # noqa: E402
 
 SERVER = "nfs-server-1"
-USER, PASSWORD = "alice", "demo-password"
+USER, PASSWORD = "alice", "demo-password"  # dev team team-a: may call nfs.* runner functions only
+OPS, OPS_PASSWORD = "storage-ops", "ops-password"  # storage team: applies the server state
+APP_HOST = "app1.team-a.example"
 
 
 def step(text: str) -> None:
@@ -47,37 +49,24 @@ def git(*args: str, cwd: Path) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_data_repo(work: Path) -> tuple[Path, Path]:
-    bare = work / "storage-data.git"
-    clone = work / "storage-data"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    subprocess.run(["git", "clone", "-q", str(bare), str(clone)], check=True, capture_output=True)
-    (clone / "pillar" / "nfs").mkdir(parents=True)
-    (clone / "pillar" / "top.sls").write_text(f"base:\n  '{SERVER}':\n    - nfs.{SERVER.replace('-', '_')}\n")
-    (clone / "pillar" / "nfs" / f"{SERVER.replace('-', '_')}.sls").write_text(
-        yaml.safe_dump({"nfs": {"server": {"backend": "ganesha", "remove_unlisted": True, "exports": {}}}})
-    )
-    git("add", "-A", cwd=clone)
-    git("-c", "user.name=storage-team", "-c", "user.email=storage@example.invalid", "commit", "-qm",
-        f"Seed: {SERVER} serves nothing yet", cwd=clone)
-    git("push", "-q", "origin", "main", cwd=clone)
-    return bare, clone
-
-
-def commit_request(clone: Path, exports: dict, requester: str, why: str) -> str:
-    path = clone / "pillar" / "nfs" / f"{SERVER.replace('-', '_')}.sls"
-    data = yaml.safe_load(path.read_text())
-    data["nfs"]["server"]["exports"].update(exports)
-    path.write_text(yaml.safe_dump(data, default_flow_style=False))
-    git("add", "-A", cwd=clone)
-    git("-c", f"user.name={requester}", "-c", f"user.email={requester}@example.invalid", "commit", "-qm", why, cwd=clone)
-    git("push", "-q", "origin", "main", cwd=clone)
-    return git("rev-parse", "--short", "HEAD", cwd=clone)
-
-
 def state_summary(result: dict) -> dict:
     (state,) = result[SERVER].values()
     return state
+
+
+def self_service_config(bed: NfsBed, bare: Path, work: Path) -> dict:
+    """The systems team's policy: team-a may use nfs-server-1 for its network and hosts."""
+    return {
+        "repo": str(bare),
+        "branch": "main",
+        "workdir": str(work / "selfservice"),
+        "email_domain": "team-a.example",
+        "servers": {SERVER: {"backend": "ganesha", "capacity_gb": 1000, "root": str(bed.export_root), "address": bed.server_addr}},
+        "teams": {
+            "team-a": {"members": [USER], "quota_gb": 200, "backends": ["ganesha"], "servers": [SERVER],
+                       "client_networks": [str(bed.network)], "hosts": ["*.team-a.example"]},
+        },
+    }
 
 
 def main() -> int:
@@ -88,6 +77,13 @@ def main() -> int:
     print(f"work dir: {work}")
     bed = NfsBed(name="nkd", subnet="10.224.0.0/24", clients=3, workdir=work / "bed")
     salt = None
+    failures = 0
+
+    def check(good: bool, text: str) -> None:
+        nonlocal failures
+        failures += not good
+        info(f"{'OK  ' if good else 'FAIL'} {text}")
+
     try:
         step("1. NFS-Ganesha in its own network namespace, three client hosts")
         started = time.monotonic()
@@ -95,11 +91,12 @@ def main() -> int:
         info(f"ganesha at {bed.server_addr} (pid {bed.ganesha_pid}); clients {', '.join(bed.client_addrs)} "
              f"[{time.monotonic() - started:.1f}s]")
 
-        step("2. Storage data repo (git) with the server's pillar")
-        bare, clone = make_data_repo(work)
-        info(f"bare repo {bare}; history: {git('log', '--format=%an: %s', cwd=clone)}")
+        step("2. The storage data repo: an empty bare git repo (the runner starts it)")
+        bare = work / "storage-data.git"
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+        info(f"bare repo {bare}")
 
-        step("3. salt-master + salt-api (eauth file) + a minion managing the ganesha server")
+        step("3. salt-master with the nfs runner + salt-api (eauth file) + a minion managing the ganesha server")
         tree = work / "state-tree"
         tree.mkdir()
         for name in ("_modules", "_states", "_runners", "_utils"):
@@ -111,79 +108,104 @@ def main() -> int:
 
         table = HtpasswdFile(str(htpasswd), new=True)
         table.set_password(USER, PASSWORD)
+        table.set_password(OPS, OPS_PASSWORD)
         table.save()
         salt = LocalSalt(work / "salt", {
             "file_roots": {"base": [str(tree)]},
             "ext_pillar": [{"git": [{f"main file://{bare}": [{"root": "pillar"}, {"env": "base"}]}]}],
             "git_pillar_provider": "gitpython",
+            "nfs_selfservice": self_service_config(bed, bare, work),
             "external_auth": {"file": {"^filename": str(htpasswd), "^filetype": "htpasswd",
-                                       USER: [{"nfs-server-*": ["state.apply", "nfs_server.list_managed"]},
-                                              {"@runner": ["git_pillar.update"]}]}},
+                                       USER: [{"@runner": ["nfs.*"]}],
+                                       OPS: [{"nfs-server-*": ["state.apply", "saltutil.refresh_pillar", "nfs_server.list_managed"]},
+                                             {"@runner": ["git_pillar.update"]}]}},
         })
         started = time.monotonic()
         salt.start_master()
+        runners = salt.salt_run("saltutil.sync_all")["runners"]
         salt.start_minion(SERVER, {"nfs_server": {"ganesha": bed.backend_config()}})
         synced = salt.salt(SERVER, "saltutil.sync_all")[SERVER]
         url = salt.start_api()
-        info(f"synced to {SERVER}: {', '.join(synced['modules'] + synced['states'])}; salt-api {url} "
-             f"[{time.monotonic() - started:.1f}s]")
+        info(f"master synced {', '.join(runners)}; {SERVER} synced {', '.join(synced['modules'] + synced['states'])}; "
+             f"salt-api {url} [{time.monotonic() - started:.1f}s]")
 
-        step(f"4. {USER} (dev team) logs in to salt-api")
+        step(f"4. {USER} (dev team team-a) logs in to salt-api")
         api = Api(url)
         info(f"wrong password -> HTTP {Api(url).login(USER, 'wrong', 'file')}")
         info(f"right password -> HTTP {api.login(USER, PASSWORD, 'file')}")
+        status, _ = api.post(client="local", tgt=SERVER, fun="cmd.run", arg=["id"])
+        check(status == 401, f"{USER} may call the nfs runner only: cmd.run on {SERVER} -> HTTP {status}")
 
-        step(f"5. The request: team storage, read-write for {bed.client_addr(1)}, read-only for {bed.client_addr(2)}")
-        team_dir = bed.make_dir("team-a")
+        step(f"5. The request: nfs.request_export, read-write for {bed.client_addr(1)}, read-only for {bed.client_addr(2)}")
         request_started = time.monotonic()
-        sha = commit_request(clone, {team_dir: {"clients": [
-            {"hosts": bed.client_addr(1), "access": "rw"},
-            {"hosts": bed.client_addr(2), "access": "ro"},
-        ]}}, USER, f"team-a: add export {team_dir} (rw {bed.client_addr(1)}, ro {bed.client_addr(2)})")
-        info(f"commit {sha} by {USER}: {git('log', '-1', '--format=%s', cwd=clone)}")
+        request = {"name": "build-cache", "backend": "ganesha", "server": SERVER, "size_gb": 50,
+                   "clients": [{"hosts": bed.client_addr(1), "access": "rw"}, {"hosts": bed.client_addr(2), "access": "ro"}],
+                   "reason": "shared cache for the CI builders"}
+        info(f"POST {url}/ client=runner fun=nfs.request_export kwarg={json.dumps(request)}")
+        answer = api.call(client="runner", fun="nfs.request_export", kwarg=request)
+        check(answer["result"] is True, f"answered in {time.monotonic() - request_started:.2f}s: {answer.get('comment') or answer}")
+        export_path = answer["export"]["path"]
+        info(f"export {export_path}, device {answer['device']}")
+        for line in git("log", "--format=%h %an <%ae>: %s", "main", cwd=bare).splitlines():
+            info(f"   {line}")
+        info("   files: " + ", ".join(git("show", "--format=", "--name-only", "main", cwd=bare).splitlines()))
+        timeline = api.call(client="runner", fun="nfs.status", kwarg={"request_id": answer["request_id"]})
+        info("nfs.status: " + " -> ".join(s["step"] for s in timeline["steps"]))
 
-        step("6. Through salt-api: refresh git pillar, dry run with diff, apply")
-        api.call(client="runner", fun="git_pillar.update")
-        dry = state_summary(api.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"], kwarg={"test": True}))
+        step(f"6. The storage team ({OPS}), through salt-api: refresh git pillar and the server's pillar, dry run with diff, apply")
+        ops = Api(url)
+        ops.login(OPS, OPS_PASSWORD, "file")
+        bed.make_dir(str(Path(export_path).relative_to(bed.export_root)))  # provisioning the directory
+        ops.call(client="runner", fun="git_pillar.update")
+        ops.call(client="local", tgt=SERVER, fun="saltutil.refresh_pillar", kwarg={"wait": True})
+        dry = state_summary(ops.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"], kwarg={"test": True}))
         info(f"test=True -> result {dry['result']}:")
         for line in dry["comment"].splitlines():
             info("   " + line)
-        applied = state_summary(api.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"]))
+        applied = state_summary(ops.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"]))
         info(f"apply -> result {applied['result']}: {applied['comment']}")
 
         step("7. Verified from the client hosts, over the wire")
         checks = [
-            (f"{bed.client_addr(1)} NFSv3 write", bed.probe_v3(1, team_dir), "ok"),
-            (f"{bed.client_addr(1)} NFSv4 write", bed.probe_v4(1, team_dir, real_path=team_dir), "ok"),
-            (f"{bed.client_addr(2)} NFSv3 write (ro rule)", bed.probe_v3(2, team_dir), "read-only"),
-            (f"{bed.client_addr(3)} NFSv3 mount (no rule)", bed.probe_v3(3, team_dir), "denied"),
+            (f"{bed.client_addr(1)} NFSv3 write", bed.probe_v3(1, export_path), "ok"),
+            (f"{bed.client_addr(1)} NFSv4 write", bed.probe_v4(1, export_path, real_path=export_path), "ok"),
+            (f"{bed.client_addr(2)} NFSv3 write (ro rule)", bed.probe_v3(2, export_path), "read-only"),
+            (f"{bed.client_addr(3)} NFSv3 mount (no rule)", bed.probe_v3(3, export_path), "denied"),
         ]
-        squash = bed.probe_v3(1, team_dir, uid=0)
+        squash = bed.probe_v3(1, export_path, uid=0)
         verified_after = time.monotonic() - request_started
-        failures = 0
         for label, probe, expected in checks:
-            good = probe.outcome == expected
-            failures += not good
-            info(f"{'OK  ' if good else 'FAIL'} {label}: {probe.outcome} (expected {expected})")
-        good = squash.uid == 4294967294
-        failures += not good
-        info(f"{'OK  ' if good else 'FAIL'} root on {bed.client_addr(1)} creates a file owned by uid {squash.uid} (root squash)")
-        info(f"request committed -> storage verified on every client: {verified_after:.1f}s")
+            check(probe.outcome == expected, f"{label}: {probe.outcome} (expected {expected})")
+        check(squash.uid == 4294967294, f"root on {bed.client_addr(1)} creates a file owned by uid {squash.uid} (root squash)")
+        info(f"request -> storage verified on every client: {verified_after:.1f}s")
 
         step("8. Apply again: nothing to do")
-        again = state_summary(api.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"]))
-        info(f"result {again['result']}, changes {again['changes'] or 'none'}: {again['comment']}")
-        failures += bool(again["changes"])
+        again = state_summary(ops.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"]))
+        check(not again["changes"], f"result {again['result']}, changes {again['changes'] or 'none'}: {again['comment']}")
 
-        step("9. A hostile request is refused before anything is written")
-        commit_request(clone, {bed.make_dir("evil"): {"hosts": "10.0.0.1\n/ *(rw,no_root_squash)", "options": ["rw"]}},
-                       "mallory", "sneak a world-writable export in")
-        api.call(client="runner", fun="git_pillar.update")
-        bad = state_summary(api.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"]))
-        info(f"result {bad['result']}: {bad['comment']}")
-        failures += bad["result"] is not False
-        managed = api.call(client="local", tgt=SERVER, fun="nfs_server.list_managed", kwarg={"backend": "ganesha"})[SERVER]
-        info(f"still served: {json.dumps(sorted(managed))}; {bed.client_addr(1)} write: {bed.probe_v3(1, team_dir).outcome}")
+        step("9. Hostile and out-of-policy requests are refused before anything is written")
+        head = git("rev-parse", "main", cwd=bare)
+        for label, bad in (
+            ("a newline in a host", dict(request, name="evil", clients=[{"hosts": "10.224.0.11\n/ *(rw,no_root_squash)", "access": "rw"}])),
+            ("no_root_squash from a dev team", dict(request, name="evil", clients=[{"hosts": bed.client_addr(1), "access": "rw", "squash": "none"}])),
+            ("a network outside the team's", dict(request, name="evil", clients=[{"hosts": "192.0.2.0/24", "access": "rw"}])),
+            ("Jinja in a name", dict(request, name="{{ 7*7 }}")),
+        ):
+            refused = api.call(client="runner", fun="nfs.request_export", kwarg=bad)
+            check(refused["result"] is False, f"{label}: {refused.get('error', {}).get('message', refused)}")
+        check(git("rev-parse", "main", cwd=bare) == head, "no commit was made")
+        managed = ops.call(client="local", tgt=SERVER, fun="nfs_server.list_managed", kwarg={"backend": "ganesha"})[SERVER]
+        info(f"still served: {json.dumps(sorted(managed))}; {bed.client_addr(1)} write: {bed.probe_v3(1, export_path).outcome}")
+
+        step(f"10. A mount for {APP_HOST}: its pillar (nfs.client) and Puppet hiera (treydock/puppet-nfs) files")
+        mount = api.call(client="runner", fun="nfs.request_mount",
+                         kwarg={"export": "build-cache", "host": APP_HOST, "mount_point": "/mnt/cache", "options": ["hard", "vers=4.2"]})
+        check(mount["result"] is True, mount.get("comment") or str(mount))
+        for path in git("show", "--format=", "--name-only", "main", cwd=bare).splitlines():
+            if path.startswith(("pillar/nfs/hosts/", "hiera/nodes/")):
+                info(f"{path}:")
+                for line in git("show", f"main:{path}", cwd=bare).splitlines():
+                    info("   " + line)
 
         print()
         print("Demo finished: " + ("all checks passed" if not failures else f"{failures} check(s) FAILED"))
