@@ -4,10 +4,12 @@ The NFS lines follow fs/nfs/super.c ``nfs_show_mount_options`` on a Debian 12 ke
 ``clientaddr=``, v3 the ``mount*=`` options). Lines captured from real kernels by the VM tier land
 in tests/fixtures/mountinfo/ and are parsed here too.
 """
+import shlex
 from pathlib import Path
 
 import pytest
 
+from nfskit import mount_options as mo
 from nfskit import mountinfo
 from nfskit.errors import BackendError
 
@@ -88,10 +90,32 @@ def test_read_the_real_table_of_this_process():
     assert mountinfo.find(entries, "/") is not None
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*")) if FIXTURES.is_dir() else [], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.mountinfo")), ids=lambda p: p.name)
 def test_captured_kernel_tables_parse(path):
     entries = mountinfo.parse(path.read_text(), path.name)
     assert entries
     for entry in entries:
         if entry.is_nfs:
             assert entry.option_value("vers") is not None and entry.option_value("addr") is not None
+
+
+def _captured_commands():
+    """``(fixture, device, mount point, option words)`` for every mount in the *.commands files."""
+    for path in sorted(FIXTURES.glob("*.commands")):
+        for line in path.read_text().splitlines():
+            if line.startswith("mount "):
+                words = shlex.split(line)
+                yield path.stem, words[-2], words[-1], words[words.index("-o") + 1].split(",")
+
+
+@pytest.mark.parametrize("fixture, device, mount_point, words", list(_captured_commands()), ids=lambda v: str(v))
+def test_what_was_asked_matches_what_a_real_kernel_shows(fixture, device, mount_point, words):
+    """The remount triggers of core mount.mounted, on lines captured from a Debian 12 kernel:
+    every option as it was asked for compares equal (or shared/capped, never a change)."""
+    entries = mountinfo.parse((FIXTURES / f"{fixture}.mountinfo").read_text(), fixture)
+    entry = mountinfo.find(entries, mount_point)
+    assert entry is not None, mount_point
+    others = [e for e in entries if e is not entry]
+    assert mo.device_matches(device, "nfs", words, entry)
+    comparison = mo.compare(words, "nfs", entry, others)
+    assert comparison.equal, comparison.differences
