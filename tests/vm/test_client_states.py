@@ -1,0 +1,231 @@
+"""The nfs_client states on a real kernel (issue 3), each scenario driven through Salt states on the
+client VM's minion against kernel nfsd in the server VM:
+
+- v3 and v4.2 mounts in the spellings the kernel rewrites; a second run is quiet and keeps the mount;
+- an option change is applied for real (umount + mount: new mount ID, new option in mountinfo);
+- export removed and recreated under a mount: ``check_stale`` sees the stale handle and remediates;
+- busy mount plus option change: refused without ``force``, old mount still works; ``force: lazy``;
+- ``nfs_client.managed`` from pillar through ``salt/nfs/client.sls``: converges once, then quiet;
+- server stopped: ``verify`` answers fast with "server unreachable", the minion answers, the state
+  fails cleanly (last: restarting nfsd starts a v4 grace period that would slow the others).
+
+Mount IDs and options are read from the guest's /proc/self/mountinfo directly, not through our module.
+"""
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.vm]
+
+EXPORTS = ("cs3", "cs4", "cschg", "csbusy", "csm1", "csm2", "csdead")  # and csstale, exported on its own
+
+
+@pytest.fixture(scope="module")
+def bed(vm_bed, nfs_server, nfs_client):
+    """Our modules on the client, and every export of this module made once (salt calls are slow)."""
+    nfs_client.sync_modules()
+    lines = "".join(f"/srv/nfs/{name} 10.77.0.0/24(rw,sync,no_subtree_check,no_root_squash)\\n" for name in EXPORTS)
+    dirs = " ".join(f"/srv/nfs/{name}" for name in EXPORTS)
+    nfs_server.sh(f"mkdir -p {dirs} && chmod 0777 {dirs} && mkdir -p /etc/exports.d && "
+                  f"printf '{lines}' > /etc/exports.d/nkvm-cs.exports && exportfs -ra")
+    nfs_server.export("csstale")
+    return vm_bed
+
+
+def mounts(minion, *points):
+    """``{mount point: (mount ID, fstype, source, mount opts + super opts)}`` from mountinfo."""
+    out = {}
+    for line in minion.mountinfo().splitlines():
+        pre, post = line.split(" - ", 1)
+        fields, tail = pre.split(), post.split()
+        if fields[4] in points:
+            out[fields[4]] = (fields[0], tail[0], tail[1], set(fields[5].split(",")) | set(tail[2].split(",")))
+    return out
+
+
+def apply_sls(bed, minion, name, text, test=False):
+    bed.master.write_sls(f"nkvm.{name}", text)
+    return minion.state_apply(f"nkvm.{name}", test=test)
+
+
+def mounted_sls(point, device, opts, **extra):
+    lines = [f"{point}:", "  nfs_client.mounted:", f"    - device: '{device}'", f"    - opts: '{opts}'"]
+    lines += [f"    - {key}: {value}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cleanup(minion, *points):
+    minion.run("; ".join(f"umount -l {p} 2>/dev/null; sed -i '\\# {p} #d' /etc/fstab" for p in points) + "; true")
+
+
+def test_v3_and_v42_mount_then_quiet_second_run(bed, nfs_server, nfs_client):
+    ip = nfs_server.ip
+    sls = (mounted_sls("/mnt/cs3", f"{ip}:/srv/nfs/cs3", "nfsvers=3,_netdev")
+           + mounted_sls("/mnt/cs4", f"{ip}:/srv/nfs/cs4/", "vers=4,_netdev"))
+    try:
+        first = apply_sls(bed, nfs_client, "cs_basic", sls)
+        assert [r.result for r in first] == [True, True], first
+        assert all(r.changes for r in first), first
+        before = mounts(nfs_client, "/mnt/cs3", "/mnt/cs4")
+        assert before["/mnt/cs3"][1:3] == ("nfs", f"{ip}:/srv/nfs/cs3"), before
+        assert "vers=3" in before["/mnt/cs3"][3], before
+        assert before["/mnt/cs4"][1:3] == ("nfs4", f"{ip}:/srv/nfs/cs4"), before  # the kernel drops the '/'
+        assert "vers=4.2" in before["/mnt/cs4"][3], before
+        nfs_client.sh("echo v3 > /mnt/cs3/f && echo v4 > /mnt/cs4/f")
+        assert nfs_server.sh("cat /srv/nfs/cs3/f /srv/nfs/cs4/f").split() == ["v3", "v4"]
+        fstab = nfs_client.sh("cat /etc/fstab")
+        assert f"{ip}:/srv/nfs/cs3 /mnt/cs3 nfs" in fstab and "/mnt/cs4 " in fstab, fstab
+
+        would = apply_sls(bed, nfs_client, "cs_basic", sls, test=True)
+        assert [(r.result, r.changes) for r in would] == [(True, {}), (True, {})], would
+        second = apply_sls(bed, nfs_client, "cs_basic", sls)
+        assert [(r.result, r.changes) for r in second] == [(True, {}), (True, {})], second
+        assert all("already in the desired state" in r.comment for r in second), second
+        after = mounts(nfs_client, "/mnt/cs3", "/mnt/cs4")
+        assert {p: v[0] for p, v in after.items()} == {p: v[0] for p, v in before.items()}, (before, after)
+        assert nfs_client.sh("cat /etc/fstab") == fstab
+    finally:
+        cleanup(nfs_client, "/mnt/cs3", "/mnt/cs4")
+
+
+def test_option_change_is_applied_with_umount_and_mount(bed, nfs_server, nfs_client):
+    device = f"{nfs_server.ip}:/srv/nfs/cschg"
+    try:
+        first = apply_sls(bed, nfs_client, "cs_change", mounted_sls("/mnt/cschg", device, "vers=4.2,ro", persist=False))
+        assert [r.result for r in first] == [True], first
+        old = mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"]
+        assert "ro" in old[3], old
+        assert nfs_client.run("touch /mnt/cschg/x").retcode != 0  # really read-only
+
+        changed = apply_sls(bed, nfs_client, "cs_change",
+                            mounted_sls("/mnt/cschg", device, "vers=4.2,rw,rsize=65536", persist=False))
+        assert [r.result for r in changed] == [True], changed
+        assert changed[0].changes, changed
+        new = mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"]
+        assert new[0] != old[0], (old, new)  # a new mount, not -o remount
+        assert "rw" in new[3] and "ro" not in new[3] and "rsize=65536" in new[3], new
+        nfs_client.sh("echo rw > /mnt/cschg/x")
+        assert nfs_server.sh("cat /srv/nfs/cschg/x").strip() == "rw"
+
+        again = apply_sls(bed, nfs_client, "cs_change",
+                          mounted_sls("/mnt/cschg", device, "vers=4.2,rw,rsize=65536", persist=False))
+        assert [(r.result, r.changes) for r in again] == [(True, {})], again
+        assert mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"][0] == new[0]
+    finally:
+        cleanup(nfs_client, "/mnt/cschg")
+
+
+def test_stale_handle_detected_and_remediated(bed, nfs_server, nfs_client):
+    device = f"{nfs_server.ip}:/srv/nfs/csstale"
+    try:
+        first = apply_sls(bed, nfs_client, "cs_stale", mounted_sls("/mnt/csstale", device, "vers=3,noac"))
+        assert [r.result for r in first] == [True], first
+        assert nfs_client.salt("nfs_client.check_stale", "/mnt/csstale")["/mnt/csstale"]["status"] == "ok"
+        old = mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"]
+
+        # the export goes away and comes back as a new directory: the client's root handle is dead
+        nfs_server.unexport("csstale")
+        nfs_server.sh("rm -rf /srv/nfs/csstale")
+        nfs_server.export("csstale")
+        nfs_server.sh("echo new > /srv/nfs/csstale/marker")
+        started = time.monotonic()
+        report = nfs_client.salt("nfs_client.check_stale", "/mnt/csstale")["/mnt/csstale"]
+        assert time.monotonic() - started < 30
+        assert report["status"] == "stale", report
+        assert "remediation" not in report  # not asked for: nothing done
+        assert mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"][0] == old[0]
+
+        fixed = nfs_client.salt("nfs_client.check_stale", "/mnt/csstale", remediate="lazy")["/mnt/csstale"]
+        assert fixed["status"] == "stale" and fixed["remediation"]["result"] is True, fixed
+        assert nfs_client.sh("cat /mnt/csstale/marker").strip() == "new"
+        assert mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"][0] != old[0]
+        assert nfs_client.salt("nfs_client.check_stale", "/mnt/csstale")["/mnt/csstale"]["status"] == "ok"
+    finally:
+        cleanup(nfs_client, "/mnt/csstale")
+
+
+def test_busy_mount_refused_without_force_then_lazy(bed, nfs_server, nfs_client):
+    device = f"{nfs_server.ip}:/srv/nfs/csbusy"
+    pid = None
+    try:
+        first = apply_sls(bed, nfs_client, "cs_busy", mounted_sls("/mnt/csbusy", device, "vers=4.2", persist=False))
+        assert [r.result for r in first] == [True], first
+        old = mounts(nfs_client, "/mnt/csbusy")["/mnt/csbusy"]
+        pid = nfs_client.salt("cmd.run_bg", "exec sleep 900", cwd="/mnt/csbusy", python_shell=True)["pid"]
+        assert nfs_client.salt("nfs_client.busy", "/mnt/csbusy")["busy"] is True
+
+        change = mounted_sls("/mnt/csbusy", device, "vers=4.2,rsize=65536", persist=False)
+        refused = apply_sls(bed, nfs_client, "cs_busy", change)
+        assert [(r.result, r.changes) for r in refused] == [(False, {})], refused
+        assert "busy" in refused[0].comment and "sleep" in refused[0].comment, refused
+        assert mounts(nfs_client, "/mnt/csbusy")["/mnt/csbusy"][0] == old[0]
+        nfs_client.sh("echo still > /mnt/csbusy/still")  # the old mount keeps working
+        assert nfs_server.sh("cat /srv/nfs/csbusy/still").strip() == "still"
+
+        forced = apply_sls(bed, nfs_client, "cs_busy", change + "    - force: lazy\n")
+        assert [r.result for r in forced] == [True], forced
+        assert forced[0].changes, forced
+        new = mounts(nfs_client, "/mnt/csbusy")["/mnt/csbusy"]
+        assert new[0] != old[0] and "rsize=65536" in new[3], (old, new)
+        assert nfs_client.sh("cat /mnt/csbusy/still").strip() == "still"
+    finally:
+        if pid:
+            nfs_client.run(f"kill {int(pid)}")
+        cleanup(nfs_client, "/mnt/csbusy")
+
+
+def test_managed_from_pillar_converges_once(bed, nfs_server, nfs_client):
+    ip = nfs_server.ip
+    pillar = {"nfs": {"client": {"mounts": {
+        "/mnt/csm1": {"device": f"{ip}:/srv/nfs/csm1", "opts": "nfsvers=3,_netdev", "mode": "0755"},
+        "/mnt/csm2": {"device": f"{ip}:/srv/nfs/csm2/", "fstype": "nfs4", "opts": ["hard", "_netdev"]},
+    }}}}
+    try:
+        first = nfs_client.state_apply("nfs.client", pillar=pillar)
+        assert [r.result for r in first] == [True], first
+        assert first[0].changes, first
+        before = mounts(nfs_client, "/mnt/csm1", "/mnt/csm2")
+        assert before["/mnt/csm1"][1] == "nfs" and "vers=3" in before["/mnt/csm1"][3], before
+        assert before["/mnt/csm2"][1:3] == ("nfs4", f"{ip}:/srv/nfs/csm2"), before
+        nfs_client.sh("echo m > /mnt/csm1/m && echo m > /mnt/csm2/m")
+
+        second = nfs_client.state_apply("nfs.client", pillar=pillar)
+        assert [(r.result, r.changes) for r in second] == [(True, {})], second
+        after = mounts(nfs_client, "/mnt/csm1", "/mnt/csm2")
+        assert {p: v[0] for p, v in after.items()} == {p: v[0] for p, v in before.items()}, (before, after)
+    finally:
+        cleanup(nfs_client, "/mnt/csm1", "/mnt/csm2")
+
+
+def test_server_stopped_verify_fast_minion_answers_state_fails_cleanly(bed, nfs_server, nfs_client):
+    device = f"{nfs_server.ip}:/srv/nfs/csdead"
+    first = apply_sls(bed, nfs_client, "cs_dead", mounted_sls("/mnt/csdead", device, "vers=4.2", persist=False))
+    assert [r.result for r in first] == [True], first
+    healthy = nfs_client.salt("nfs_client.verify", "/mnt/csdead", device=device, opts="vers=4.2")
+    assert healthy["ok"] is True, healthy
+    nfs_server.stop_nfsd()
+    try:
+        started = time.monotonic()
+        report = nfs_client.salt("nfs_client.verify", "/mnt/csdead", device=device, opts="vers=4.2", timeout=5)
+        took = time.monotonic() - started
+        assert took < 10, took  # this includes the salt round trip
+        assert report["ok"] is False and report["failed"] == "server", report
+        assert report["reason"] == "server unreachable", report
+        assert nfs_client.ping(timeout=10)
+
+        # the unchanged mount is left alone; a new mount from the dead server fails with a comment
+        sls = (mounted_sls("/mnt/csdead", device, "vers=4.2", persist=False)
+               + mounted_sls("/mnt/csdead-new", device, "vers=4.2,retry=0", persist=False))
+        started = time.monotonic()
+        runs = apply_sls(bed, nfs_client, "cs_dead2", sls)
+        took = time.monotonic() - started
+        assert took < 120, took
+        by_name = {r.name: r for r in runs}
+        assert by_name["/mnt/csdead-new"].result is False and by_name["/mnt/csdead-new"].comment, runs
+        assert by_name["/mnt/csdead-new"].changes == {}, runs
+        assert by_name["/mnt/csdead"].changes == {}, runs
+        assert nfs_client.ping(timeout=10)
+        assert "/mnt/csdead-new" not in mounts(nfs_client, "/mnt/csdead-new")
+    finally:
+        nfs_server.start_nfsd()
+        cleanup(nfs_client, "/mnt/csdead", "/mnt/csdead-new")
