@@ -32,14 +32,45 @@ def bed(vm_bed, nfs_server, nfs_client):
     return vm_bed
 
 
+class Seen:
+    """One look at a mount: mountinfo's mount ID, fstype, source and options, and mountstats' age."""
+
+    def __init__(self, mount_id, fstype, source, opts, age, at):
+        self.mount_id, self.fstype, self.source, self.opts, self.age, self.at = mount_id, fstype, source, opts, age, at
+
+    def __repr__(self):
+        return f"<{self.fstype} {self.source} id={self.mount_id} age={self.age} {sorted(self.opts)}>"
+
+    def same_mount_as(self, before):
+        """Linux reuses a freed mount ID at once, so an equal ID alone does not prove "not remounted".
+        The NFS superblock's age (/proc/self/mountstats, seconds) does: a new mount starts at 0."""
+        return self.mount_id == before.mount_id and not self.newer_than(before)
+
+    def newer_than(self, before):
+        """Mounted after ``before`` was seen (``at`` is the guest's uptime; age counts whole seconds)."""
+        return self.age < before.age + (self.at - before.at) - 1.5
+
+
 def mounts(minion, *points):
-    """``{mount point: (mount ID, fstype, source, mount opts + super opts)}`` from mountinfo."""
+    """``{mount point: Seen}`` from the guest's mountinfo and mountstats, read in one call."""
+    text = minion.sh("cat /proc/uptime; cat /proc/self/mountinfo; echo ==stats==; cat /proc/self/mountstats")
+    uptime, text = text.split("\n", 1)
+    at = float(uptime.split()[0])
+    info, stats = text.split("==stats==\n", 1)
+    ages, current = {}, None
+    for line in stats.splitlines():
+        words = line.split()
+        if line.startswith("device ") and " mounted on " in line:
+            current = line.split(" mounted on ", 1)[1].rsplit(" with fstype ", 1)[0]
+        elif words[:1] == ["age:"] and current:
+            ages[current] = int(words[1])
     out = {}
-    for line in minion.mountinfo().splitlines():
+    for line in info.splitlines():
         pre, post = line.split(" - ", 1)
         fields, tail = pre.split(), post.split()
         if fields[4] in points:
-            out[fields[4]] = (fields[0], tail[0], tail[1], set(fields[5].split(",")) | set(tail[2].split(",")))
+            opts = set(fields[5].split(",")) | set(tail[2].split(","))
+            out[fields[4]] = Seen(fields[0], tail[0], tail[1], opts, ages.get(fields[4], -1), at)
     return out
 
 
@@ -67,14 +98,15 @@ def test_v3_and_v42_mount_then_quiet_second_run(bed, nfs_server, nfs_client):
         assert [r.result for r in first] == [True, True], first
         assert all(r.changes for r in first), first
         before = mounts(nfs_client, "/mnt/cs3", "/mnt/cs4")
-        assert before["/mnt/cs3"][1:3] == ("nfs", f"{ip}:/srv/nfs/cs3"), before
-        assert "vers=3" in before["/mnt/cs3"][3], before
-        assert before["/mnt/cs4"][1:3] == ("nfs4", f"{ip}:/srv/nfs/cs4"), before  # the kernel drops the '/'
-        assert "vers=4.2" in before["/mnt/cs4"][3], before
+        assert (before["/mnt/cs3"].fstype, before["/mnt/cs3"].source) == ("nfs", f"{ip}:/srv/nfs/cs3"), before
+        assert "vers=3" in before["/mnt/cs3"].opts, before
+        assert (before["/mnt/cs4"].fstype, before["/mnt/cs4"].source) == ("nfs4", f"{ip}:/srv/nfs/cs4"), before  # the kernel drops the '/'
+        assert "vers=4.2" in before["/mnt/cs4"].opts, before
         nfs_client.sh("echo v3 > /mnt/cs3/f && echo v4 > /mnt/cs4/f")
         assert nfs_server.sh("cat /srv/nfs/cs3/f /srv/nfs/cs4/f").split() == ["v3", "v4"]
         fstab = nfs_client.sh("cat /etc/fstab")
         assert f"{ip}:/srv/nfs/cs3 /mnt/cs3 nfs" in fstab and "/mnt/cs4 " in fstab, fstab
+        assert before["/mnt/cs3"].age >= 0 and before["/mnt/cs4"].age >= 0, before
 
         would = apply_sls(bed, nfs_client, "cs_basic", sls, test=True)
         assert [(r.result, r.changes) for r in would] == [(True, {}), (True, {})], would
@@ -82,7 +114,7 @@ def test_v3_and_v42_mount_then_quiet_second_run(bed, nfs_server, nfs_client):
         assert [(r.result, r.changes) for r in second] == [(True, {}), (True, {})], second
         assert all("already in the desired state" in r.comment for r in second), second
         after = mounts(nfs_client, "/mnt/cs3", "/mnt/cs4")
-        assert {p: v[0] for p, v in after.items()} == {p: v[0] for p, v in before.items()}, (before, after)
+        assert all(after[p].same_mount_as(before[p]) for p in before), (before, after)
         assert nfs_client.sh("cat /etc/fstab") == fstab
     finally:
         cleanup(nfs_client, "/mnt/cs3", "/mnt/cs4")
@@ -94,7 +126,7 @@ def test_option_change_is_applied_with_umount_and_mount(bed, nfs_server, nfs_cli
         first = apply_sls(bed, nfs_client, "cs_change", mounted_sls("/mnt/cschg", device, "vers=4.2,ro", persist=False))
         assert [r.result for r in first] == [True], first
         old = mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"]
-        assert "ro" in old[3], old
+        assert "ro" in old.opts, old
         assert nfs_client.run("touch /mnt/cschg/x").retcode != 0  # really read-only
 
         changed = apply_sls(bed, nfs_client, "cs_change",
@@ -102,15 +134,15 @@ def test_option_change_is_applied_with_umount_and_mount(bed, nfs_server, nfs_cli
         assert [r.result for r in changed] == [True], changed
         assert changed[0].changes, changed
         new = mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"]
-        assert new[0] != old[0], (old, new)  # a new mount, not -o remount
-        assert "rw" in new[3] and "ro" not in new[3] and "rsize=65536" in new[3], new
+        assert new.newer_than(old), (old, new)  # a new mount (umount + mount), not -o remount
+        assert "rw" in new.opts and "ro" not in new.opts and "rsize=65536" in new.opts, new
         nfs_client.sh("echo rw > /mnt/cschg/x")
         assert nfs_server.sh("cat /srv/nfs/cschg/x").strip() == "rw"
 
         again = apply_sls(bed, nfs_client, "cs_change",
                           mounted_sls("/mnt/cschg", device, "vers=4.2,rw,rsize=65536", persist=False))
         assert [(r.result, r.changes) for r in again] == [(True, {})], again
-        assert mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"][0] == new[0]
+        assert mounts(nfs_client, "/mnt/cschg")["/mnt/cschg"].same_mount_as(new)
     finally:
         cleanup(nfs_client, "/mnt/cschg")
 
@@ -133,12 +165,12 @@ def test_stale_handle_detected_and_remediated(bed, nfs_server, nfs_client):
         assert time.monotonic() - started < 30
         assert report["status"] == "stale", report
         assert "remediation" not in report  # not asked for: nothing done
-        assert mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"][0] == old[0]
+        assert mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"].same_mount_as(old)
 
         fixed = nfs_client.salt("nfs_client.check_stale", "/mnt/csstale", remediate="lazy")["/mnt/csstale"]
         assert fixed["status"] == "stale" and fixed["remediation"]["result"] is True, fixed
         assert nfs_client.sh("cat /mnt/csstale/marker").strip() == "new"
-        assert mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"][0] != old[0]
+        assert mounts(nfs_client, "/mnt/csstale")["/mnt/csstale"].newer_than(old)
         assert nfs_client.salt("nfs_client.check_stale", "/mnt/csstale")["/mnt/csstale"]["status"] == "ok"
     finally:
         cleanup(nfs_client, "/mnt/csstale")
@@ -158,7 +190,7 @@ def test_busy_mount_refused_without_force_then_lazy(bed, nfs_server, nfs_client)
         refused = apply_sls(bed, nfs_client, "cs_busy", change)
         assert [(r.result, r.changes) for r in refused] == [(False, {})], refused
         assert "busy" in refused[0].comment and "sleep" in refused[0].comment, refused
-        assert mounts(nfs_client, "/mnt/csbusy")["/mnt/csbusy"][0] == old[0]
+        assert mounts(nfs_client, "/mnt/csbusy")["/mnt/csbusy"].same_mount_as(old)
         nfs_client.sh("echo still > /mnt/csbusy/still")  # the old mount keeps working
         assert nfs_server.sh("cat /srv/nfs/csbusy/still").strip() == "still"
 
@@ -166,7 +198,7 @@ def test_busy_mount_refused_without_force_then_lazy(bed, nfs_server, nfs_client)
         assert [r.result for r in forced] == [True], forced
         assert forced[0].changes, forced
         new = mounts(nfs_client, "/mnt/csbusy")["/mnt/csbusy"]
-        assert new[0] != old[0] and "rsize=65536" in new[3], (old, new)
+        assert new.newer_than(old) and "rsize=65536" in new.opts, (old, new)
         assert nfs_client.sh("cat /mnt/csbusy/still").strip() == "still"
     finally:
         if pid:
@@ -185,14 +217,14 @@ def test_managed_from_pillar_converges_once(bed, nfs_server, nfs_client):
         assert [r.result for r in first] == [True], first
         assert first[0].changes, first
         before = mounts(nfs_client, "/mnt/csm1", "/mnt/csm2")
-        assert before["/mnt/csm1"][1] == "nfs" and "vers=3" in before["/mnt/csm1"][3], before
-        assert before["/mnt/csm2"][1:3] == ("nfs4", f"{ip}:/srv/nfs/csm2"), before
+        assert before["/mnt/csm1"].fstype == "nfs" and "vers=3" in before["/mnt/csm1"].opts, before
+        assert (before["/mnt/csm2"].fstype, before["/mnt/csm2"].source) == ("nfs4", f"{ip}:/srv/nfs/csm2"), before
         nfs_client.sh("echo m > /mnt/csm1/m && echo m > /mnt/csm2/m")
 
         second = nfs_client.state_apply("nfs.client", pillar=pillar)
         assert [(r.result, r.changes) for r in second] == [(True, {})], second
         after = mounts(nfs_client, "/mnt/csm1", "/mnt/csm2")
-        assert {p: v[0] for p, v in after.items()} == {p: v[0] for p, v in before.items()}, (before, after)
+        assert all(after[p].same_mount_as(before[p]) for p in before), (before, after)
     finally:
         cleanup(nfs_client, "/mnt/csm1", "/mnt/csm2")
 
