@@ -72,6 +72,10 @@ def add_host_mount(checkout: str, body: dict) -> list:
     return hosts[name]
 
 
+class Server(HTTPServer):
+    request_queue_size = 2048  # gunicorn's default backlog (http.server's is 5: clients would get resets)
+
+
 class Handler(BaseHTTPRequestHandler):
     checkout = ""
 
@@ -109,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def serve(checkout: str, port: int, workers: int = 4) -> None:
     Handler.checkout = checkout
-    server = HTTPServer(("127.0.0.1", port), Handler)  # bound once, before the fork, like gunicorn
+    server = Server(("127.0.0.1", port), Handler)  # bound once, before the fork, like gunicorn
     children = []
     for _ in range(workers):
         pid = os.fork()

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Side-by-side benchmarks for nfskit (see benchmarks/README.md).
 
-    .venv/bin/python benchmarks/run.py [--sizes 1000,10000] [--only kernel|ganesha]
+    .venv/bin/python benchmarks/run.py [--sizes 1000,10000] [--only kernel|ganesha|selfservice]
 
 1. kernel: converge N exports with the real exportfs, ours (``nfs_server.managed``) against Salt's
    core ``nfs_export.present`` (Salt 3007.15), first apply and no-op re-apply, via salt-call --local.
 2. ganesha: add one export to a ganesha serving 10,000, ours (GaneshaBackend.apply: validate +
    write + DBus AddExport) against a SIGHUP reload of the same config, until a client can write.
+3. selfservice: 200 requests from 20 concurrent salt-api clients through the nfs runner, against a
+   no-op runner on the same salt-api (the floor), a bulk call, and the naive design (NFS-API: 4
+   workers on one git checkout, no lock); then one request and one pillar render at 10,000 hosts.
 
 Installs what it needs (idempotent): a separate venv ``.venv-bench-3007`` with salt==3007.15.
 Writes benchmarks/results/latest.json and latest.md (results of an earlier run for a benchmark or
@@ -214,6 +217,32 @@ def run_ganesha(args, run_info: dict) -> None:
     update_results(lambda results: results.__setitem__("ganesha", section))
 
 
+# ----------------------------------------------------------------------------------- selfservice
+
+
+def run_selfservice(args, run_info: dict) -> None:
+    import selfservice_bench as sb
+
+    # the load phases (salt-api, naive) first and written at once; the scale part after, merged in
+    groups = [[p for p in ("salt", "naive") if p in args.ss_parts], [p for p in ("scale",) if p in args.ss_parts]]
+    for parts in groups:
+        if not parts:
+            continue
+        figures = sb.run(requests=args.ss_requests, clients=args.ss_clients, bulk_calls=args.ss_bulk_calls,
+                         scale_hosts=args.ss_scale_hosts, scale_repeat=args.ss_repeat, parts=tuple(parts), keep=args.keep)
+        stamp = {"measured_at": now(), "commit": git_commit(), "run": run_info["started"]}
+        for part in ("floor", "ours", "bulk", "naive", "scale"):
+            if part in figures:
+                figures[part].update(stamp)
+
+        def change(results, figures=figures):
+            section = results.setdefault("selfservice", {})
+            section.update(figures)  # a part not run now keeps its earlier figures (each has its own stamp)
+            section["md"] = sb.render_md(section)
+
+        update_results(change)
+
+
 # -------------------------------------------------------------------------------------- markdown
 
 
@@ -278,6 +307,11 @@ def render_md(results: dict) -> str:
                 f"{g.get('existing', 0):,} exports", ""]
         out += g.get("md", [])
         out.append("")
+    ss = results.get("selfservice")
+    if ss:
+        out += [f"## 3. Self-service: {ss.get('requests', '?')} requests from {ss.get('clients', '?')} concurrent salt-api clients, and fleet scale", ""]
+        out += ss.get("md", [])
+        out.append("")
     runs = meta.get("runs", [])
     if runs:
         out += ["## Runs behind these figures", ""]
@@ -295,17 +329,24 @@ def render_md(results: dict) -> str:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,10000", help="export counts for the kernel benchmark (default 1000,10000)")
-    p.add_argument("--only", choices=["kernel", "ganesha"], help="run only one benchmark")
+    p.add_argument("--only", choices=["kernel", "ganesha", "selfservice"], help="run only one benchmark")
     p.add_argument("--impls", default="ours,core", help="kernel: which implementations (default ours,core)")
     p.add_argument("--repeat", type=int, default=3, help="kernel: repetitions of ours (median reported; default 3)")
     p.add_argument("--core-repeat", type=int, default=None, help="kernel: repetitions of core (default: --repeat up to N=2000, else 1)")
     p.add_argument("--ganesha-exports", type=int, default=10000, help="ganesha: exports already served (default 10000)")
     p.add_argument("--ganesha-repeat", type=int, default=3, help="ganesha: repetitions of ours' add (default 3; SIGHUP once)")
+    p.add_argument("--ss-requests", type=int, default=200, help="selfservice: requests per load phase (default 200)")
+    p.add_argument("--ss-clients", type=int, default=20, help="selfservice: concurrent salt-api clients (default 20)")
+    p.add_argument("--ss-bulk-calls", type=int, default=10, help="selfservice: nfs.request_bulk calls for the same requests (default 10)")
+    p.add_argument("--ss-scale-hosts", type=int, default=10000, help="selfservice: hosts in the scale repo, 0 to skip (default 10000)")
+    p.add_argument("--ss-repeat", type=int, default=5, help="selfservice: runs of the scale request and pillar render (default 5; median)")
+    p.add_argument("--ss-parts", default="salt,naive,scale", help="selfservice: salt (floor, ours, bulk), naive, scale (default all)")
     p.add_argument("--keep", action="store_true", help="keep scratch dirs for inspection")
     p.add_argument("--results-dir", default=str(DEFAULT_RESULTS), help="where latest.json/latest.md go (default benchmarks/results)")
     args = p.parse_args(argv)
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     args.impls = [i for i in args.impls.split(",") if i]
+    args.ss_parts = [i for i in args.ss_parts.split(",") if i]
     return args
 
 
@@ -321,6 +362,8 @@ def main(argv=None) -> int:
         run_kernel(args, run_info)
     if args.only in (None, "ganesha"):
         run_ganesha(args, run_info)
+    if args.only in (None, "selfservice"):
+        run_selfservice(args, run_info)
     run_info.update(ended=now(), loadavg_end=loadavg())
 
     def record_run(results):
