@@ -223,8 +223,8 @@ def run_ganesha(args, run_info: dict) -> None:
 def run_selfservice(args, run_info: dict) -> None:
     import selfservice_bench as sb
 
-    # the load phases (salt-api, naive) first and written at once; the scale part after, merged in
-    groups = [[p for p in ("salt", "naive") if p in args.ss_parts], [p for p in ("scale",) if p in args.ss_parts]]
+    # each part is written as soon as it is measured (salt-api: floor, ours, bulk; naive; scale)
+    groups = [[p] for p in ("salt", "naive", "scale") if p in args.ss_parts]
     for parts in groups:
         if not parts:
             continue

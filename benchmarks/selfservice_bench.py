@@ -476,14 +476,21 @@ def check_naive(bare: Path, successes: list[dict]) -> dict:
             dropping.append(c["sha"])
         previous = points
     blobs.close()
-    final = yaml.safe_load(git("show", "main:data/common.yaml", cwd=bare)) or {}
-    present = [(h, m["local_path"]) for h, ms in ((final.get("nfs_mounts::hosts") or {}).items()) for m in ms]
+    try:  # the tip itself may hold a half-written file: then Puppet reads nothing, every mount is lost
+        final = yaml.safe_load(git("show", "main:data/common.yaml", cwd=bare)) or {}
+        present = [(h, m["local_path"]) for h, ms in ((final.get("nfs_mounts::hosts") or {}).items()) for m in ms]
+        final_broken = False
+    except Exception:  # pylint: disable=broad-except
+        present, final_broken = [], True
     lost = [s for s in successes if (s["host"], s["mount_point"]) not in present]
+    answered = {(s["host"], s["mount_point"]) for s in successes}
     return {
         "commits": len(commits) - 1,
         "merges": sum(1 for c in commits if len(c["parents"]) > 1),
+        "final_broken": final_broken,
         "final_mounts": len(present),
         "final_duplicates": len(present) - len(set(present)),
+        "final_from_failed_requests": len(set(present) - answered),
         "lost": len(lost),
         "broken_commits": len(broken),
         "commits_dropping_mounts": len(dropping),
@@ -531,7 +538,7 @@ def run_naive(work: Path, n: int, clients: int, workers: int = 4) -> dict:
         for r in records:
             if not r["ok"]:
                 message = (r["answer"] or {}).get("message") or r["error"] or ""
-                key = message.split(":")[0][:60] if message else f"HTTP {(r['answer'] or {}).get('http')}"
+                key = message.split(":")[0].split("\n")[0][:60] if message else f"HTTP {(r['answer'] or {}).get('http')}"
                 errors[key] = errors.get(key, 0) + 1
         naive["errors"] = dict(sorted(errors.items(), key=lambda kv: -kv[1])[:6])
         naive["check"] = check_naive(bare, [r["item"] for r in records if r["ok"]])
@@ -705,8 +712,10 @@ def render_md(s: dict) -> list[str]:
         if naive:
             nc = naive["check"]
             out += ["", f"The naive design, same run: {naive['succeeded']} of {naive['requests']} requests answered success, "
-                    f"{nc['lost']} of those ({(naive['lost_share'] or 0):.0%}) are missing from the final data; {nc['commits']} commits, "
-                    f"{nc['broken_commits']} with an empty or unparseable data file, {nc['commits_dropping_mounts']} that dropped mounts an earlier commit had; "
+                    f"{nc['lost']} of those ({(naive['lost_share'] or 0):.0%}) are missing from the final data (which holds {nc['final_mounts']} mounts, "
+                    f"{nc['final_from_failed_requests']} of them from requests answered as failed); {nc['commits']} commits, "
+                    + ("**the final data file itself does not parse** (a half-written file was committed last), ") * bool(nc.get("final_broken"))
+                    + f"{nc['broken_commits']} with an empty or unparseable data file, {nc['commits_dropping_mounts']} that dropped mounts an earlier commit had; "
                     f"every commit by {', '.join('`' + a + '`' for a in nc['authors']) or '-'} (no requester). Failures: "
                     + ", ".join(f"{k!r} x{v}" for k, v in naive["errors"].items()) + "."]
         out.append("")
