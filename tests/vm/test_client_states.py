@@ -176,8 +176,6 @@ def test_stale_handle_detected_and_remediated(bed, nfs_server, nfs_client):
         cleanup(nfs_client, "/mnt/csstale")
 
 
-@pytest.mark.xfail(reason="rsize changed from 65536 (the VMs' default, so no change) to 32768; not yet re-run "
-                          "on the VMs", strict=False)
 def test_busy_mount_refused_without_force_then_lazy(bed, nfs_server, nfs_client):
     device = f"{nfs_server.ip}:/srv/nfs/csbusy"
     pid = None
@@ -232,8 +230,6 @@ def test_managed_from_pillar_converges_once(bed, nfs_server, nfs_client):
         cleanup(nfs_client, "/mnt/csm1", "/mnt/csm2")
 
 
-@pytest.mark.xfail(reason="passed through the verify, ping and failed-state checks; the changes assertion now "
-                          "allows the reported mount_point creation, not yet re-run on the VMs", strict=False)
 def test_server_stopped_verify_fast_minion_answers_state_fails_cleanly(bed, nfs_server, nfs_client):
     device = f"{nfs_server.ip}:/srv/nfs/csdead"
     first = apply_sls(bed, nfs_client, "cs_dead", mounted_sls("/mnt/csdead", device, "vers=4.2", persist=False))
