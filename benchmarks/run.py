@@ -156,6 +156,7 @@ def summarise_kernel(records: list[dict]) -> list[dict]:
                 "state_all": [round(r["state_s"], 4) if r.get("state_s") is not None else None for r in recs],
                 "correct": all(r.get("correct") for r in recs),
                 "etab_exports": [r.get("etab_exports") for r in recs] if phase == "first" else None,
+                "create_files_all": [round(r["create_files_s"], 3) for r in recs if r.get("create_files_s") is not None] or None,
             }
         )
     return rows
@@ -183,12 +184,13 @@ def run_kernel(args, run_info: dict) -> None:
         for n in sizes:
             paths = all_paths[:n]
             for impl in args.impls:
-                reps = args.repeat if impl == "ours" else (args.core_repeat if args.core_repeat is not None else (args.repeat if n <= 2000 else 1))
+                reps = args.repeat if impl != "core" else (args.core_repeat if args.core_repeat is not None else (args.repeat if n <= 2000 else 1))
                 records = []
                 for rep in range(reps):
-                    records += kb.run_series(impl, n, rep, ours_venv if impl == "ours" else venv, scratch, paths)
+                    records += kb.run_series(impl, n, rep, ours_venv if impl != "core" else venv, scratch, paths)
+                salt_used = versions["core" if impl == "core" else "ours"]
                 stamp = {"measured_at": now(), "commit": git_commit(), "run": run_info["started"],
-                         "salt": versions[impl], "salt_fixed_s": startup.get(versions[impl])}
+                         "salt": salt_used, "salt_fixed_s": startup.get(salt_used)}
 
                 def change(results, impl=impl, records=records, stamp=stamp):
                     section = results.setdefault("kernel", {})
@@ -301,6 +303,7 @@ def render_md(results: dict) -> str:
                     f"| {wall(o)} | {fmt_s(o and o['state_s'])} | {wall(c)} | {fmt_s(c and c['state_s'])} | {speed} | {'; '.join(checks)} |"
                 )
         out.append("")
+        out += render_disk_md(rows, sizes)
     g = results.get("ganesha")
     if g:
         out += ["## 2. NFS-Ganesha: add one export to a server already serving "
@@ -326,11 +329,35 @@ def render_md(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_disk_md(rows: dict, sizes: list[int]) -> list[str]:
+    """Ours with exports.d on tmpfs, and how long the disk took to create N files before each first apply."""
+    out = []
+    for n in sizes:
+        disk, tmpfs = rows.get(("ours", n, "first")), rows.get(("ours-tmpfs", n, "first"))
+        if not disk and not tmpfs:
+            continue
+        parts = []
+        if disk and disk.get("create_files_all"):
+            states = ", ".join(fmt_s(x) for x in disk["state_all"] if x is not None)
+            creates = ", ".join(fmt_s(x) for x in disk["create_files_all"])
+            parts.append(f"ours' first-apply states ({states}) next to the time this disk took to create {n:,} small files in a fresh directory just before each ({creates})")
+        if tmpfs:
+            noop = rows.get(("ours-tmpfs", n, "noop"))
+            parts.append(
+                f"ours with exports.d on tmpfs (`ours-tmpfs`, same code, no disk inodes): first apply state **{fmt_s(tmpfs['state_s'])}** "
+                f"(runs: {', '.join(fmt_s(x) for x in tmpfs['state_all'] if x is not None)}; wall {fmt_s(tmpfs['wall_s'])}, {'ok' if tmpfs['correct'] else 'FAILED'})"
+                + (f", no-op state {fmt_s(noop['state_s'])}" if noop else "")
+            )
+        if parts:
+            out.append(f"- {n:,} exports: " + "; ".join(parts) + ".")
+    return out + [""] if out else []
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,10000", help="export counts for the kernel benchmark (default 1000,10000)")
     p.add_argument("--only", choices=["kernel", "ganesha", "selfservice"], help="run only one benchmark")
-    p.add_argument("--impls", default="ours,core", help="kernel: which implementations (default ours,core)")
+    p.add_argument("--impls", default="ours,ours-tmpfs,core", help="kernel: which implementations: ours, ours-tmpfs (exports.d on /dev/shm), core (default ours,ours-tmpfs,core)")
     p.add_argument("--repeat", type=int, default=3, help="kernel: repetitions of ours (median reported; default 3)")
     p.add_argument("--core-repeat", type=int, default=None, help="kernel: repetitions of core (default: --repeat up to N=2000, else 1)")
     p.add_argument("--ganesha-exports", type=int, default=10000, help="ganesha: exports already served (default 10000)")
