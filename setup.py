@@ -6,7 +6,7 @@ from setuptools import setup
 
 # Salt loader dirs shipped as nfskit_salt.<kind>; a kind without a directory yet is left out
 # (git keeps no empty dirs, so a clean clone has only the ones that hold modules).
-LOADER_DIRS = {"modules": "_modules", "states": "_states", "runners": "_runners"}
+LOADER_DIRS = {"modules": "_modules", "states": "_states", "runners": "_runners", "pillar": "_pillar"}
 loader_packages = {f"nfskit_salt.{kind}": folder for kind, folder in LOADER_DIRS.items() if Path(folder).is_dir()}
 
 setup(

@@ -45,7 +45,7 @@ import salt.utils.event
 import salt.utils.user
 
 try:
-    from nfskit import changes, datarepo
+    from nfskit import changes, datarepo, pillar_source
     from nfskit.datarepo import Tree
     from nfskit.errors import InvalidInput, NfsKitError
     from nfskit.gitstore import GitStore, error_info
@@ -525,3 +525,34 @@ def record_step(request_id=None, step=None, **kwargs):
     except NfsKitError as exc:
         return _fail(request_id if isinstance(request_id, str) else None, exc)
     return {"result": True, "request_id": request_id, "step": step}
+
+
+def update_pillar(**kwargs):
+    """
+    Fetch the data repo for the ``nfs_selfservice`` ext_pillar now, as ``git_pillar.update`` does
+    for git_pillar. Renders also fetch by themselves once ``update_interval`` (default
+    ``git_pillar_update_interval``, 60 s) has passed; the next render checks out what was fetched.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run nfs.update_pillar
+        salt '*' saltutil.refresh_pillar
+    """
+    try:
+        if _fields(kwargs):
+            name = sorted(_fields(kwargs))[0]
+            raise InvalidInput(name, kwargs[name], "is not a known field; nfs.update_pillar takes none")
+        configs = pillar_source.configs(__opts__)
+        if not configs:
+            raise InvalidInput("ext_pillar", None, "has no nfs_selfservice entry in the master config")
+        updated = {}
+        for config in configs:
+            updated.update(pillar_source.update(__opts__, config))
+    except NfsKitError as exc:
+        return _fail(None, exc)
+    failed = [remote for remote, result in updated.items() if result is False]
+    if failed:
+        __context__["retcode"] = 1
+    return {"result": not failed, "request_id": None, "updated": updated}

@@ -53,7 +53,11 @@ def apply_change(root: str, policy: Policy, change: Mapping[str, Any]) -> Outcom
     user = change["user"]
     team = policy.team_for(user, change["team"])
     admin = policy.is_admin(user)
-    return _APPLY[change["kind"]](tree, policy, team, admin, change)
+    outcome = _APPLY[change["kind"]](tree, policy, team, admin, change)
+    # Every write regenerates the top file and the hostgroup index (in the same commit): they follow
+    # the configured hostgroup targets and the hostgroup files, whichever the change touched.
+    datarepo.update_top(outcome.tree, policy.hostgroups)
+    return outcome
 
 
 def parse(kind: str, fields: Mapping[str, Any], admin: bool):

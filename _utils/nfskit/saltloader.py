@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-_KINDS = {"modules": "_modules", "states": "_states", "runners": "_runners"}
+_KINDS = {"modules": "_modules", "states": "_states", "runners": "_runners", "pillar": "_pillar"}
 
 
 def loader_dirs() -> dict[str, list[str]]:

@@ -185,7 +185,7 @@ def test_mount_list_release_delete(run, remote):
         name = "ci01.team-a.example.com" if target == "host" else "web-prod"
         assert run("release_mount", "alice", **{target: name}, mount_point=mount_point)["result"]
     assert run("delete_export", "alice", name="cache", reason="project ended")["result"]
-    assert git("ls-tree", "-r", "--name-only", "main", cwd=remote).split() == ["README.md", "pillar/top.sls"]
+    assert git("ls-tree", "-r", "--name-only", "main", cwd=remote).split() == ["README.md", "pillar/nfs/hostgroups.json", "pillar/top.sls"]
 
 
 def test_bulk_is_one_push_with_a_result_each(run, remote):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from nfskit import datarepo
+from nfskit import datarepo, hostgroup_index
 from nfskit.request import parse_export_request
 
 SERVERS = [f"nfs{n}.example.com" for n in range(10)]
@@ -98,6 +98,7 @@ def build(root: Path, hosts: int = 10_000, hostgroups: int = 1_000, teams: int =
     for (team, name), data in exports.items():
         _write(root, datarepo.export_index(team, name), datarepo.HIERA_HEADER + datarepo.dump({"mounts": sorted(data["uses"], key=lambda u: (u["kind"], u["target"], u["mount_point"]))}))
     _write(root, datarepo.TOP, datarepo.render_top(groups))
+    _write(root, datarepo.HOSTGROUP_INDEX, hostgroup_index.dump(hostgroup_index.build(groups)))
     return {"hosts": hosts, "hostgroups": hostgroups, "exports": len(exports), "mounts": hosts * mounts_per_host + hostgroups * mounts_per_group}
 
 

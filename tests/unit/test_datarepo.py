@@ -37,8 +37,9 @@ def test_an_export_is_one_pillar_file_plus_its_server_and_hiera(tmp_path):
     datarepo.put_export(tree, record(), export_rules, "kernel")
     assert files(tmp_path) == []  # nothing on disk until write()
     assert tree.write() == [
-        "hiera/servers/nfs1.example.com.yaml", "pillar/nfs/exports/team-a/cache.sls", "pillar/nfs/servers/nfs1_example_com.sls",
-        "pillar/top.sls",  # the first export of a repo starts the top file: servers are reached through it
+        "hiera/servers/nfs1.example.com.yaml", "pillar/nfs/exports/team-a/cache.sls", "pillar/nfs/hostgroups.json",
+        "pillar/nfs/servers/nfs1_example_com.sls",
+        "pillar/top.sls",  # the first export of a repo starts the top file (and the hostgroup index): servers are reached through it
     ]
 
     pillar = yaml.safe_load((tmp_path / "pillar/nfs/exports/team-a/cache.sls").read_text())
@@ -94,7 +95,7 @@ def test_servers_include_every_export_and_lose_the_file_with_the_last(tmp_path):
     tree = Tree(tmp_path)
     datarepo.remove_export(tree, record("two", team="team-b"), "kernel")
     tree.write()
-    assert files(tmp_path) == ["pillar/top.sls"]  # files and the directories they leave empty; the top file stays
+    assert files(tmp_path) == ["pillar/nfs/hostgroups.json", "pillar/top.sls"]  # files and the directories they leave empty; the top file stays
 
 
 def test_ganesha_and_efs_exports_have_no_puppet_server_data(tmp_path):
@@ -102,7 +103,7 @@ def test_ganesha_and_efs_exports_have_no_puppet_server_data(tmp_path):
     datarepo.put_export(tree, dict(record("g"), server="gan1.example.com"), rules({"hosts": "10.1.0.1"}), "ganesha")
     efs = {"name": "shared", "team": "team-a", "backend": "efs", "path": "/", "size_gb": 5, "request_id": "a" * 32}
     datarepo.put_export(tree, efs, (), None)
-    assert sorted(tree.write()) == ["pillar/nfs/exports/team-a/g.sls", "pillar/nfs/exports/team-a/shared.sls", "pillar/nfs/servers/gan1_example_com.sls", "pillar/top.sls"]
+    assert sorted(tree.write()) == ["pillar/nfs/exports/team-a/g.sls", "pillar/nfs/exports/team-a/shared.sls", "pillar/nfs/hostgroups.json", "pillar/nfs/servers/gan1_example_com.sls", "pillar/top.sls"]
     assert datarepo.export_record(Tree(tmp_path), "team-a", "shared") == efs
 
 
@@ -125,7 +126,7 @@ def test_a_host_holds_many_mounts_and_hiera_gets_only_puppet_parameters(tmp_path
     datarepo.remove_mount(tree, "host", "web01.example.com", "/mnt/a", HOSTGROUPS)
     datarepo.remove_mount(tree, "host", "web01.example.com", "/mnt/b", HOSTGROUPS)
     tree.write()
-    assert files(tmp_path) == ["pillar/top.sls"]
+    assert files(tmp_path) == ["pillar/nfs/hostgroups.json", "pillar/top.sls"]
 
 
 def test_top_file_lists_hostgroups_with_mounts_only(tmp_path):

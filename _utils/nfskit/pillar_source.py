@@ -1,0 +1,134 @@
+"""Where the ``nfs_selfservice`` ext_pillar finds the data repo: git_pillar's own checkout machinery.
+
+The ext_pillar's settings (``ext_pillar: [{nfs_selfservice: {...}}]`` in the master config):
+
+``repo``, ``branch``
+    The data repo and its branch. Default: ``repo`` and ``branch`` of the ``nfs_selfservice``
+    runner config, so the pillar reads what the runner writes.
+``root``
+    The pillar directory inside the repo (default ``pillar``).
+``update_interval``
+    Fetch the remote when the last fetch is older than this many seconds (default: the master's
+    ``git_pillar_update_interval``, 60). ``salt-run nfs.update_pillar`` fetches at once.
+``path``
+    Instead of ``repo``: a checkout that something else keeps up to date (its ``root`` is read).
+any other key
+    A git_pillar per-remote option (``privkey``, ``pubkey``, ``user``, ``password``,
+    ``ssl_verify``, ``refspecs``, ...); the global ``git_pillar_*`` options apply as for git_pillar.
+
+``repo`` goes through :class:`salt.utils.gitfs.GitPillar`, the class behind git_pillar: the same
+provider (``git_pillar_provider``), cache (``<cachedir>/git_pillar``), locks, credentials and
+checkout of the fetched branch on each render. The master's maintenance loop fetches only
+``git`` ext_pillars, so a render fetches itself once ``update_interval`` has passed (under
+git_pillar's update lock; a render that finds it held skips the fetch).
+
+Takes opts explicitly; it imports Salt but reads no loader dunders.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from nfskit.errors import InvalidInput, StoreError
+from nfskit.gitstore import redact
+
+CONFIG_KEY = "nfs_selfservice"
+DEFAULT_ROOT = "pillar"
+_OWN = ("repo", "branch", "root", "path", "update_interval")
+_FETCH_MARK = "nfs_selfservice_fetched"
+
+log = logging.getLogger(__name__)
+
+
+def pillar_root(opts: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
+    """The pillar root to read for one render: a checked-out, recently fetched tree."""
+    root = _root(config)
+    if config.get("path"):
+        path = Path(config["path"]) / root
+        if not path.is_dir():  # serving nothing would look like a release of every mount
+            raise StoreError(f"the data repo checkout has no {path}; check ext_pillar nfs_selfservice path and root")
+        return path
+    git_pillar = _git_pillar(opts, config)
+    (remote,) = git_pillar.remotes
+    interval = float(config.get("update_interval", opts.get("git_pillar_update_interval", 60)))
+    if opts.get("__role") == "minion" or _stale(remote, interval):  # masterless: as git_pillar, every render
+        _fetch(remote)
+    git_pillar.checkout()
+    dirs = [d for d in git_pillar.pillar_dirs if d not in git_pillar.pillar_linked_dirs]
+    if not dirs:
+        raise StoreError(f"no checkout of branch {_branch(opts, config)!r} of the data repo (see the master log for git_pillar errors)")
+    return Path(dirs[0])
+
+
+def update(opts: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Fetch the data repo now; ``{remote id: True (new commits) | None (none) | False (failed)}``."""
+    if config.get("path"):
+        return {}
+    (remote,) = _git_pillar(opts, config).remotes
+    return {redact(str(remote.id)): _fetch(remote)}
+
+
+def configs(opts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The settings of every ``nfs_selfservice`` entry in the master's ``ext_pillar``."""
+    found = []
+    for entry in opts.get("ext_pillar") or []:
+        if isinstance(entry, Mapping) and CONFIG_KEY in entry:
+            config = entry[CONFIG_KEY]
+            found.append(dict(config) if isinstance(config, Mapping) else {})
+    return found
+
+
+def _root(config: Mapping[str, Any]) -> str:
+    root = str(config.get("root", DEFAULT_ROOT)).strip("/")
+    if not root or ".." in root.split("/"):
+        raise InvalidInput("ext_pillar.nfs_selfservice.root", config.get("root"), "must be a directory inside the data repo, such as pillar")
+    return root
+
+
+def _branch(opts: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    runner = opts.get(CONFIG_KEY) if isinstance(opts.get(CONFIG_KEY), Mapping) else {}
+    return str(config.get("branch") or runner.get("branch") or "main")
+
+
+def _git_pillar(opts: Mapping[str, Any], config: Mapping[str, Any]):
+    import salt.pillar.git_pillar  # pylint: disable=import-outside-toplevel
+    import salt.utils.gitfs  # pylint: disable=import-outside-toplevel
+
+    runner = opts.get(CONFIG_KEY) if isinstance(opts.get(CONFIG_KEY), Mapping) else {}
+    url = config.get("repo") or runner.get("repo")
+    if not url or not isinstance(url, str):
+        raise InvalidInput("ext_pillar.nfs_selfservice.repo", url, "is not set: give repo (or path), or set nfs_selfservice:repo for the runner")
+    per_remote = [{"root": _root(config)}] + [{k: v} for k, v in sorted(config.items()) if k not in _OWN]
+    git_opts = dict(opts, pillar_roots={}, __git_pillar=True)
+    try:
+        return salt.utils.gitfs.GitPillar(
+            git_opts,
+            [{f"{_branch(opts, config)} {url}": per_remote}],
+            per_remote_overrides=salt.pillar.git_pillar.PER_REMOTE_OVERRIDES,
+            per_remote_only=salt.pillar.git_pillar.PER_REMOTE_ONLY,
+            global_only=salt.pillar.git_pillar.GLOBAL_ONLY,
+        )
+    except SystemExit as exc:  # GitPillar exits on a bad configuration (e.g. no git provider)
+        raise StoreError(f"git_pillar cannot use the data repo: {exc}") from None
+
+
+def _stale(remote: Any, interval: float) -> bool:
+    try:
+        return time.time() - os.stat(os.path.join(remote.get_salt_working_dir(), _FETCH_MARK)).st_mtime >= interval
+    except FileNotFoundError:
+        return True
+
+
+def _fetch(remote: Any) -> Any:
+    """Fetch and note when; a failed fetch is noted too, so an outage does not slow every render."""
+    mark = Path(remote.get_salt_working_dir()) / _FETCH_MARK
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.touch()
+    try:
+        return remote.fetch()
+    except Exception as exc:  # pylint: disable=broad-except  # providers raise their own types; the last checkout still serves
+        log.error("nfs_selfservice: fetching the data repo %s failed: %s", redact(str(remote.id)), redact(str(exc)))
+        return False
