@@ -185,7 +185,7 @@ def _prepare(kind, fields, policy, request_id, user):
     return {"id": request_id, "kind": kind, "user": user, "team": team.name, "fields": fields}
 
 
-def _submit(kind, kwargs):
+def _submit(kind, kwargs, refresh=False):
     request_id = new_request_id()
     try:
         config = _config()
@@ -200,7 +200,10 @@ def _submit(kind, kwargs):
         steps = _Steps(config)
         try:
             steps(change, "validated", {})
-            (outcome,) = _store(config, policy).submit([change], on_step=steps)
+            store = _store(config, policy)
+            if refresh:  # a change that may edit nothing must be judged on the remote's tip, not the clone's
+                store.refresh()
+            (outcome,) = store.submit([change], on_step=steps)
         finally:
             steps.close()
     except NfsKitError as exc:
@@ -356,6 +359,27 @@ def delete_export(**kwargs):
         salt-run nfs.delete_export name=build-cache reason='project ended'
     """
     return _submit("delete", kwargs)
+
+
+def reindex(**kwargs):
+    """
+    Regenerate the data repo's pillar top file and hostgroup index from the configured hostgroups.
+
+    Every write does this too; this is for a change of the ``hostgroups`` config with no request
+    to carry it, and for a repo written before the hostgroup index existed (the
+    ``nfs_selfservice`` ext_pillar refuses to serve hostgroup data without it). Admin teams only;
+    nothing is committed when both files are already current.
+
+    team, reason
+        As for ``request_export``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run nfs.reindex reason='hostgroup web-prod now targets G@role:web and G@env:prod'
+    """
+    return _submit("reindex", kwargs, refresh=True)
 
 
 def request_bulk(requests=None, **kwargs):

@@ -20,17 +20,18 @@ from typing import Any, Callable, Mapping, Optional
 
 from nfskit import datarepo
 from nfskit.datarepo import Tree, export_key
-from nfskit.errors import Conflict
+from nfskit.errors import Conflict, InvalidInput
 from nfskit.policy import Policy, Team, owned
 from nfskit.request import (
     MountRequest,
     parse_delete_request,
     parse_export_request,
     parse_mount_request,
+    parse_reindex_request,
     parse_release_request,
 )
 
-KINDS = ("export", "mount", "release", "delete")
+KINDS = ("export", "mount", "release", "delete", "reindex")
 
 
 @dataclass
@@ -64,7 +65,7 @@ def parse(kind: str, fields: Mapping[str, Any], admin: bool):
     """Validate a request's fields for its kind (the edge check the runner runs before queueing)."""
     if kind == "mount":
         return parse_mount_request(fields, admin=admin)
-    return {"export": parse_export_request, "release": parse_release_request, "delete": parse_delete_request}[kind](fields)
+    return {"export": parse_export_request, "release": parse_release_request, "delete": parse_delete_request, "reindex": parse_reindex_request}[kind](fields)
 
 
 def check_static(policy: Policy, team: Team, admin: bool, kind: str, request: Any) -> None:
@@ -75,6 +76,8 @@ def check_static(policy: Policy, team: Team, admin: bool, kind: str, request: An
         policy.check_mount(request, team, admin)
     elif kind == "release":
         policy.check_mount_point(request.mount_point)
+    elif kind == "reindex" and not admin:
+        raise InvalidInput("kind", kind, "may only be requested by a member of an admin team")
 
 
 def _export(tree: Tree, policy: Policy, team: Team, admin: bool, change: Mapping[str, Any]) -> Outcome:
@@ -186,4 +189,10 @@ def _delete(tree: Tree, policy: Policy, team: Team, admin: bool, change: Mapping
     return Outcome(tree, f"nfs: delete export {key}", {"export": {"name": request.name, "team": team.name, "path": record["path"]}}, request.reason)
 
 
-_APPLY: dict[str, Callable[..., Outcome]] = {"export": _export, "mount": _mount, "release": _release, "delete": _delete}
+def _reindex(tree: Tree, policy: Policy, team: Team, admin: bool, change: Mapping[str, Any]) -> Outcome:
+    """Nothing of its own: apply_change regenerates the top file and the hostgroup index after every change."""
+    request = parse_reindex_request(change["fields"])
+    return Outcome(tree, "nfs: regenerate the pillar top file and the hostgroup index", {}, request.reason)
+
+
+_APPLY: dict[str, Callable[..., Outcome]] = {"export": _export, "mount": _mount, "release": _release, "delete": _delete, "reindex": _reindex}

@@ -89,7 +89,7 @@ def load(text: str) -> dict[str, Any]:
     try:
         index = json.loads(text)
     except ValueError as exc:
-        raise StoreError(f"the hostgroup index is not valid JSON ({exc}); any runner write regenerates it") from None
+        raise StoreError(f"the hostgroup index is not valid JSON ({exc}); salt-run nfs.reindex regenerates it") from None
     if not isinstance(index, dict) or index.get("version") != VERSION:
         raise StoreError(f"the hostgroup index has version {index.get('version') if isinstance(index, dict) else None!r}; this nfskit reads version {VERSION}")
     return index

@@ -3,8 +3,8 @@
 The ext_pillar's settings (``ext_pillar: [{nfs_selfservice: {...}}]`` in the master config):
 
 ``repo``, ``branch``
-    The data repo and its branch. Default: ``repo`` and ``branch`` of the ``nfs_selfservice``
-    runner config, so the pillar reads what the runner writes.
+    The data repo (a URL, or a local path) and its branch. Default: ``repo`` and ``branch`` of the
+    ``nfs_selfservice`` runner config, so the pillar reads what the runner writes.
 ``root``
     The pillar directory inside the repo (default ``pillar``).
 ``update_interval``
@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from nfskit.errors import InvalidInput, StoreError
 from nfskit.gitstore import redact
@@ -39,6 +40,7 @@ CONFIG_KEY = "nfs_selfservice"
 DEFAULT_ROOT = "pillar"
 _OWN = ("repo", "branch", "root", "path", "update_interval")
 _FETCH_MARK = "nfs_selfservice_fetched"
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ def pillar_root(opts: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     interval = float(config.get("update_interval", opts.get("git_pillar_update_interval", 60)))
     if opts.get("__role") == "minion" or _stale(remote, interval):  # masterless: as git_pillar, every render
         _fetch(remote)
+    current = _current_root(remote)
+    if current is not None:
+        return current
     git_pillar.checkout()
     dirs = [d for d in git_pillar.pillar_dirs if d not in git_pillar.pillar_linked_dirs]
     if not dirs:
@@ -101,6 +106,8 @@ def _git_pillar(opts: Mapping[str, Any], config: Mapping[str, Any]):
     url = config.get("repo") or runner.get("repo")
     if not url or not isinstance(url, str):
         raise InvalidInput("ext_pillar.nfs_selfservice.repo", url, "is not set: give repo (or path), or set nfs_selfservice:repo for the runner")
+    if url.startswith("/"):  # git takes a path, git_pillar only a URL
+        url = Path(url).as_uri()
     per_remote = [{"root": _root(config)}] + [{k: v} for k, v in sorted(config.items()) if k not in _OWN]
     git_opts = dict(opts, pillar_roots={}, __git_pillar=True)
     try:
@@ -111,8 +118,45 @@ def _git_pillar(opts: Mapping[str, Any], config: Mapping[str, Any]):
             per_remote_only=salt.pillar.git_pillar.PER_REMOTE_ONLY,
             global_only=salt.pillar.git_pillar.GLOBAL_ONLY,
         )
-    except SystemExit as exc:  # GitPillar exits on a bad configuration (e.g. no git provider)
-        raise StoreError(f"git_pillar cannot use the data repo: {exc}") from None
+    except (SystemExit, Exception) as exc:  # pylint: disable=broad-except  # GitPillar exits or raises on a bad configuration
+        raise StoreError(f"git_pillar cannot use the data repo {redact(url)} ({type(exc).__name__}: {redact(str(exc))}); see the master log") from None
+
+
+def _current_root(remote: Any) -> Optional[Path]:
+    """The pillar root when the worktree is at the fetched tip already, else None (then: checkout()).
+
+    The comparison git_pillar's checkout starts with, read from the ref files: GitPython answers
+    it through ``git cat-file`` child processes, a third of a render's own time. Git moves HEAD
+    after writing the worktree, so a HEAD at the tip means a complete worktree.
+    """
+    if os.path.exists(os.path.join(remote.get_salt_working_dir(), "fetch_request")):
+        return None  # someone asked for a fetch; checkout() does it
+    gitdir = Path(remote.get_cachedir()) / ".git"
+    try:
+        head = (gitdir / "HEAD").read_text(encoding="ascii").strip()
+        target = _ref(gitdir, f"refs/remotes/origin/{remote.get_checkout_target()}")
+    except (OSError, UnicodeError):
+        return None
+    if not _SHA.fullmatch(head) or head != target:
+        return None
+    root = remote.check_root()
+    return Path(root) if root else None
+
+
+def _ref(gitdir: Path, name: str) -> Optional[str]:
+    try:
+        return (gitdir / name).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    try:
+        packed = (gitdir / "packed-refs").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    for line in packed.splitlines():
+        sha, _, ref = line.partition(" ")
+        if ref == name:
+            return sha
+    return None
 
 
 def _stale(remote: Any, interval: float) -> bool:

@@ -130,6 +130,14 @@ class DeleteRequest:
     reason: Optional[str] = None
 
 
+@dataclass(frozen=True)
+class ReindexRequest:
+    """Regenerate the generated files (pillar top file, hostgroup index) from the current config."""
+
+    team: Optional[str] = None
+    reason: Optional[str] = None
+
+
 # ---------------------------------------------------------------------------------------------
 # field checks
 
@@ -423,3 +431,9 @@ def parse_delete_request(data: object) -> DeleteRequest:
     """Validate the fields of ``nfs.delete_export``: ``name``."""
     fields = _fields(data, ("name",), ("name",))
     return DeleteRequest(name=check_slug(fields["name"], "name", "export name"), team=fields.get("team"), reason=fields.get("reason"))
+
+
+def parse_reindex_request(data: object) -> ReindexRequest:
+    """Validate the fields of ``nfs.reindex``: none but ``team`` and ``reason``."""
+    fields = _fields(data, (), ())
+    return ReindexRequest(team=fields.get("team"), reason=fields.get("reason"))

@@ -101,7 +101,7 @@ def member_groups(root: Path, grains: Mapping[str, Any], matches: Matches) -> li
     for group in hostgroup_index.candidates(index, grains):
         target = targets.get(group)
         if not isinstance(target, str) or not _SLS_NAME.fullmatch(group):
-            raise StoreError(f"the hostgroup index lists {group!r} without a usable target; any runner write regenerates it")
+            raise StoreError(f"the hostgroup index lists {group!r} without a usable target; salt-run nfs.reindex regenerates it")
         if matches(target):
             groups.append(group)
     return groups
@@ -115,7 +115,7 @@ def _read_index(root: Path) -> Optional[dict[str, Any]]:
         if (root / _rel("pillar/nfs/hostgroups")).is_dir():
             # Hostgroup files without an index (a repo written before the index existed): serving
             # the minion without its hostgroups' mounts would look like a release to it.
-            raise StoreError(f"{datarepo.HOSTGROUP_INDEX} is missing; any runner write (or salt-run nfs.reindex) writes it") from None
+            raise StoreError(f"{datarepo.HOSTGROUP_INDEX} is missing; salt-run nfs.reindex (or any runner write) writes it") from None
         return None
     except OSError as exc:
         raise StoreError(f"cannot read {datarepo.HOSTGROUP_INDEX}: {exc.strerror}") from None

@@ -3,6 +3,7 @@
 ``__user__`` is injected the way the master does it (salt/client/mixins.py ``low()`` sets it in
 the runner module's globals); one test goes through ``RunnerClient.low`` itself.
 """
+import json
 import subprocess
 from pathlib import Path
 
@@ -239,3 +240,24 @@ def test_through_the_masters_runner_client(opts, remote):
         assert bad["success"] is False and bad["return"]["error"]["field"] == "size_gb"
     finally:
         client.destroy()
+
+
+def test_reindex_writes_a_missing_hostgroup_index_and_is_for_admins(run, remote, tmp_path):
+    assert run("request_export", "alice", **EXPORT)["result"]
+    assert run("request_mount", "alice", export="cache", hostgroup="web-prod", mount_point="/srv/cache")["result"]
+    # a repo written before the index existed
+    clone = tmp_path / "old"
+    git("clone", "--quiet", str(remote), str(clone), cwd=tmp_path)
+    git("rm", "--quiet", "pillar/nfs/hostgroups.json", cwd=clone)
+    git("-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "--quiet", "-m", "before the index", cwd=clone)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=clone)
+    refused = run("reindex", "alice")
+    assert refused["result"] is False and refused["error"]["field"] == "kind" and "admin team" in refused["error"]["problem"]
+    done = run("reindex", "root", reason="upgrade: write the hostgroup index")
+    assert done["result"] is True and done["changed"] is True, done
+    assert git("show", "--name-only", "--format=%s", "main", cwd=remote).split("\n")[:3] == [
+        "nfs: regenerate the pillar top file and the hostgroup index", "", "pillar/nfs/hostgroups.json"]
+    index = json.loads(git("show", "main:pillar/nfs/hostgroups.json", cwd=remote))
+    assert index["hostgroups"] == {"web-prod": "G@role:web and G@env:prod"} and index["always"] == []
+    again = run("reindex", "root")
+    assert again["result"] is True and again["changed"] is False

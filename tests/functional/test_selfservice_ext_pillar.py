@@ -241,3 +241,12 @@ def test_fast_enough_to_notice(master_opts, checkout):
     ext_pillar_path(master_opts, "web01.example.com", MINIONS["web01.example.com"], path=str(checkout))
     assert time.perf_counter() - started < 1.0
 
+
+
+def test_repo_and_branch_default_to_the_runner_config(master_opts, data_repo, checkout, tmp_path):
+    """``nfs_selfservice: {}``: the runner's repo (here a plain path, which git_pillar takes only as a URL)."""
+    bare, _, runner_opts = data_repo
+    opts = dict(master_opts, cachedir=str(tmp_path / "cache"), __role="master", nfs_selfservice=runner_opts["nfs_selfservice"])
+    got = ext_pillar_path(opts, "web01.example.com", MINIONS["web01.example.com"])
+    assert "_errors" not in got, got["_errors"]
+    assert got == git_pillar_path(master_opts, checkout, "web01.example.com", MINIONS["web01.example.com"])
