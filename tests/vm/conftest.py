@@ -8,6 +8,7 @@ installed, no /dev/net/tun); once it can, every breakage (image build, boot, sal
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,14 @@ def vm_bed(vm_image, tmp_path_factory, vm_progress):
             yield bed
         finally:
             bed.stop()
+
+
+@pytest.fixture(autouse=True)
+def vm_test_progress(request, vm_bed, vm_progress):
+    """One line per test with its time and salt jobs: CI logs show where a slow run spent it."""
+    started, calls = time.monotonic(), vm_bed.master.calls
+    yield
+    vm_progress(f"[vm] {request.node.name}: {time.monotonic() - started:.0f}s, {vm_bed.master.calls - calls} salt jobs")
 
 
 @pytest.fixture(scope="session")

@@ -34,14 +34,13 @@ private network namespace. The API scenario tests use (through the fixtures in c
     ``start()``, ``boot(*names)`` (at most 2 VMs at once here: 2 cores), ``stop()``, ``master``
     (``tests.vm.master.Master``: ``write_sls``, ``write_pillar``, ``salt``, ``salt_run``), ``netns``.
 
-Timings here (TCG, 2 shared cores): a VM answers ``test.ping`` 40-90 s after qemu starts; each salt
-call costs 1-3 s. Everything the bed starts is stopped by PID in ``stop()``, and the namespace is
+Timings here (TCG, 2 shared cores): a VM answers ``test.ping`` 80-120 s after qemu starts; a salt
+call costs 0.7-2 s (one connected client, tests/vm/saltclient.py), a state run or sync_all more. Everything the bed starts is stopped by PID in ``stop()``, and the namespace is
 deleted.
 """
 from __future__ import annotations
 
 import shlex
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +118,8 @@ class Minion:
 
     def run(self, cmd: str, timeout: float = 60, **kwargs: Any) -> CmdResult:
         """Run a shell command in the VM (``cmd.run_all``); never raises for a non-zero exit."""
-        ret = self.salt("cmd.run_all", cmd, python_shell=True, timeout=timeout, check=False, **kwargs)
+        # cmd as a keyword: the minion reads a positional "A=b ..." string as a keyword argument
+        ret = self.salt("cmd.run_all", cmd=cmd, python_shell=True, timeout=timeout, check=False, **kwargs)
         if not isinstance(ret, dict) or "retcode" not in ret:
             raise SaltCallError(f"{self.id} cmd.run_all {cmd!r}: unexpected return {ret!r}")
         return CmdResult(ret["retcode"], ret.get("stdout", ""), ret.get("stderr", ""))
@@ -248,33 +248,34 @@ class VmBed:
             vm.start()
             vms.append(vm)
             self.progress(f"[vm] {name}: qemu pid {vm.proc.pid}, {vm.ip}, kernel {self.image.kernel_release}")
-        errors: Dict[str, BaseException] = {}
-        threads = [threading.Thread(target=self._wait_minion, args=(vm, timeout, errors)) for vm in vms]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise RuntimeError("; ".join(f"{name}: {err}" for name, err in errors.items()))
+        self._wait_minions(vms, timeout)
         return [Minion(self, vm) for vm in vms]
 
-    def _wait_minion(self, vm: Vm, timeout: float, errors: Dict[str, BaseException]) -> None:
-        minion = Minion(self, vm)
-        deadline = vm.started_at + timeout
-        while time.monotonic() < deadline:
-            if not vm.alive():
-                errors[vm.name] = RuntimeError(f"qemu exited rc={vm.proc.returncode}\n{vm.qemu_log()}\n"
-                                               f"serial:\n{vm.serial_tail()}")
-                return
-            if minion.ping(timeout=5):
-                self.boot_seconds[vm.name] = time.monotonic() - vm.started_at
-                self.progress(f"[vm] {vm.name}: minion answers test.ping {self.boot_seconds[vm.name]:.0f}s after qemu start")
-                return
-            time.sleep(1)
-        vm.kill()  # the minion's own log says why; it is only readable from a stopped disk
-        errors[vm.name] = TimeoutError(f"minion {vm.name} did not answer test.ping within {timeout:.0f}s\n"
-                                       f"serial:\n{vm.serial_tail()}\nmaster log:{self.master.log_tail(10)}\n"
-                                       f"guest /var/log/salt/minion:\n{vm.read_file_offline('/var/log/salt/minion')}")
+    def _wait_minions(self, vms: List[Vm], timeout: float) -> None:
+        """Poll ``test.ping`` on every VM still booting, in one call per round."""
+        waiting = {vm.name: vm for vm in vms}
+        deadline = min(vm.started_at for vm in vms) + timeout
+        while waiting and time.monotonic() < deadline:
+            for vm in waiting.values():
+                if not vm.alive():
+                    raise RuntimeError(f"{vm.name}: qemu exited rc={vm.proc.returncode}\n{vm.qemu_log()}\n"
+                                       f"serial:\n{vm.serial_tail()}")
+            answered = self.master.salt(",".join(waiting), "test.ping", timeout=5, tgt_type="list").data or {}
+            for name in [name for name in waiting if answered.get(name) is True]:
+                vm = waiting.pop(name)
+                self.boot_seconds[name] = time.monotonic() - vm.started_at
+                self.progress(f"[vm] {name}: minion answers test.ping {self.boot_seconds[name]:.0f}s after qemu start")
+            if waiting:
+                time.sleep(1)
+        if not waiting:
+            return
+        errors = []
+        for vm in waiting.values():
+            vm.kill()  # the minion's own log says why; it is only readable from a stopped disk
+            errors.append(f"minion {vm.name} did not answer test.ping within {timeout:.0f}s\n"
+                          f"serial:\n{vm.serial_tail()}\n"
+                          f"guest /var/log/salt/minion:\n{vm.read_file_offline('/var/log/salt/minion')}")
+        raise TimeoutError("\n".join(errors) + f"\nmaster log:{self.master.log_tail(10)}")
 
     def minion(self, name: str) -> Minion:
         return Minion(self, self.vms[name])
