@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmarks for nfskit (see benchmarks/README.md).
 
-    .venv/bin/python benchmarks/run.py [--sizes 1000,10000] [--only kernel|ganesha|selfservice]
+    .venv/bin/python benchmarks/run.py [--sizes 1000,10000] [--only kernel|ganesha|selfservice|client]
 
 1. kernel: converge N exports with the real exportfs, ours (``nfs_server.managed``) against Salt's
    core ``nfs_export.present`` (Salt 3007.15), first apply and no-op re-apply, via salt-call --local.
@@ -10,6 +10,9 @@
 3. selfservice: 200 requests from 20 concurrent salt-api clients through the nfs runner, against a
    no-op runner on the same salt-api (the floor), a bulk call, and the naive design (NFS-API: 4
    workers on one git checkout, no lock); then one request and one pillar render at 10,000 hosts.
+4. client: 50 NFS mounts on a VM (the VM tier's bed: kernel nfsd VM + client VM), the no-op re-apply
+   of ours (``nfs_client.mounted`` per mount, ``nfs_client.managed`` for all) against core
+   ``mount.mounted``: remounts counted by the guest kernel (ftrace), wall and state time.
 
 Installs what it needs (idempotent): a separate venv ``.venv-bench-3007`` with salt==3007.15.
 Writes benchmarks/results/latest.json and latest.md (results of an earlier run for a benchmark or
@@ -245,6 +248,22 @@ def run_selfservice(args, run_info: dict) -> None:
         update_results(change)
 
 
+# ---------------------------------------------------------------------------------------- client
+
+
+def run_client(args, run_info: dict) -> None:
+    import client_bench as cb
+
+    why = cb.cannot_run()
+    if why:
+        say(f"client benchmark skipped: {why}")
+        return
+    section = cb.run(mounts=args.client_mounts, exports=args.client_exports, repeat=args.client_repeat,
+                     sides=args.client_sides, keep=args.keep)
+    section.update(measured_at=now(), commit=git_commit(), run=run_info["started"])
+    update_results(lambda results: results.__setitem__("client", section))
+
+
 # -------------------------------------------------------------------------------------- markdown
 
 
@@ -315,6 +334,11 @@ def render_md(results: dict) -> str:
         out += [f"## 3. Self-service: {ss.get('requests', '?')} requests from {ss.get('clients', '?')} concurrent salt-api clients, and fleet scale", ""]
         out += ss.get("md", [])
         out.append("")
+    client = results.get("client")
+    if client:
+        out += [f"## 4. NFS client mounts: the no-op re-apply of {client.get('mounts_n', '?')} NFS mounts on a VM, ours vs core `mount.mounted`", ""]
+        out += client.get("md", [])
+        out.append("")
     runs = meta.get("runs", [])
     if runs:
         out += ["## Runs behind these figures", ""]
@@ -356,7 +380,7 @@ def render_disk_md(rows: dict, sizes: list[int]) -> list[str]:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="1000,10000", help="export counts for the kernel benchmark (default 1000,10000)")
-    p.add_argument("--only", choices=["kernel", "ganesha", "selfservice"], help="run only one benchmark")
+    p.add_argument("--only", choices=["kernel", "ganesha", "selfservice", "client"], help="run only one benchmark")
     p.add_argument("--impls", default="ours,ours-tmpfs,core", help="kernel: which implementations: ours, ours-tmpfs (exports.d on /dev/shm), core (default ours,ours-tmpfs,core)")
     p.add_argument("--repeat", type=int, default=3, help="kernel: repetitions of ours (median reported; default 3)")
     p.add_argument("--core-repeat", type=int, default=None, help="kernel: repetitions of core (default: --repeat up to N=2000, else 1)")
@@ -368,12 +392,17 @@ def parse_args(argv=None):
     p.add_argument("--ss-scale-hosts", type=int, default=10000, help="selfservice: hosts in the scale repo, 0 to skip (default 10000)")
     p.add_argument("--ss-repeat", type=int, default=5, help="selfservice: runs of the scale request and pillar render (default 5; median)")
     p.add_argument("--ss-parts", default="salt,naive,scale", help="selfservice: salt (floor, ours, bulk), naive, scale (default all)")
+    p.add_argument("--client-mounts", type=int, default=50, help="client: NFS mounts on the client VM (default 50)")
+    p.add_argument("--client-exports", type=int, default=15, help="client: exports they share on the server VM (default 15)")
+    p.add_argument("--client-repeat", type=int, default=3, help="client: no-op re-applies per side (default 3; median)")
+    p.add_argument("--client-sides", default="core,ours,ours-managed", help="client: core, ours, ours-managed (default all)")
     p.add_argument("--keep", action="store_true", help="keep scratch dirs for inspection")
     p.add_argument("--results-dir", default=str(DEFAULT_RESULTS), help="where latest.json/latest.md go (default benchmarks/results)")
     args = p.parse_args(argv)
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     args.impls = [i for i in args.impls.split(",") if i]
     args.ss_parts = [i for i in args.ss_parts.split(",") if i]
+    args.client_sides = [i for i in args.client_sides.split(",") if i]
     return args
 
 
@@ -391,6 +420,8 @@ def main(argv=None) -> int:
         run_ganesha(args, run_info)
     if args.only in (None, "selfservice"):
         run_selfservice(args, run_info)
+    if args.only in (None, "client"):
+        run_client(args, run_info)
     run_info.update(ended=now(), loadavg_end=loadavg())
 
     def record_run(results):
