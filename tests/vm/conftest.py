@@ -1,5 +1,5 @@
 """Session fixtures of the VM tier: the cached image, the bed (private netns + salt-master), and two
-booted VMs, an NFS server (kernel nfsd running) and an NFS client. The API they hand out is
+booted VMs, an NFS server (kernel nfsd running) and an NFS client with our modules synced once. The API they hand out is
 documented in tests/vm/vmbed.py; how to run the tier in tests/vm/README.md.
 
 Skips happen only when this machine cannot run the tier at all (no root, qemu/debootstrap not
@@ -114,3 +114,10 @@ def nfs_server(vm_pair):
 def nfs_client(vm_pair):
     """The client VM's Minion: kernel NFS client (mount.nfs, statd), no nfsd."""
     return vm_pair[1]
+
+
+@pytest.fixture(scope="session")
+def synced_modules(nfs_client):
+    """The working tree's _modules/_states/_utils on the client, synced once per session (a
+    ``saltutil.sync_all`` costs ~30 s under TCG); the value is what the sync reported."""
+    return nfs_client.sync_modules()

@@ -94,6 +94,7 @@ def serve(master_config: str) -> None:
     client = salt.client.LocalClient(c_path=master_config)
     for line in sys.stdin:
         request = json.loads(line)
+        started = time.monotonic()
         try:
             returns = client.cmd(request["tgt"], request["fun"], request["arg"], timeout=request["timeout"],
                                  tgt_type=request["tgt_type"], kwarg=request["kwarg"] or None, full_return=True)
@@ -101,6 +102,9 @@ def serve(master_config: str) -> None:
         except Exception as exc:  # noqa: BLE001 - the host side reports it as a failed call
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(answer, default=repr), file=answers, flush=True)
+        # the log says which jobs a slow run spent its time in
+        print(f"{time.strftime('%H:%M:%S')} {time.monotonic() - started:6.2f}s {request['tgt']} {request['fun']} "
+              f"{json.dumps(request['arg'])[:80]} {json.dumps(request['kwarg'])[:120]}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -23,19 +23,13 @@ def test_server_runs_kernel_nfsd(nfs_server):
     assert nfs_server.nfsd_active()
 
 
-def test_sync_modules_ships_the_working_tree(nfs_client):
-    synced = nfs_client.sync_modules()
+def test_sync_modules_ships_the_working_tree(nfs_client, synced_modules):
     for loader_dir, kind in (("_modules", "modules"), ("_states", "states")):
         for path in sorted((REPO / loader_dir).glob("*.py")):
-            assert f"{kind}.{path.stem}" in synced[kind] or _already_synced(nfs_client, kind, path.stem), synced
+            assert f"{kind}.{path.stem}" in synced_modules[kind], synced_modules
     if (REPO / "_utils" / "nfskit").is_dir():
         listing = nfs_client.sh("ls /var/cache/salt/minion/extmods/utils/nfskit")
         assert "__init__.py" in listing.split(), listing
-
-
-def _already_synced(minion, kind, name):
-    """sync_all lists only what changed since the last sync (an earlier test may have synced)."""
-    return minion.run(f"test -e /var/cache/salt/minion/extmods/{kind}/{name}.py").retcode == 0
 
 
 def test_stop_and_start_nfsd(nfs_server, nfs_client):

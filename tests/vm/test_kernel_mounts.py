@@ -89,8 +89,7 @@ VARIANTS = [
 
 
 def test_capture_option_variants(nfs_server, nfs_client, capture_dir):
-    for name in sorted({export.split("/")[0] for _, _, export in VARIANTS}):
-        nfs_server.export(name)
+    nfs_server.exports(sorted({export.split("/")[0] for _, _, export in VARIANTS}))
     nfs_server.sh("mkdir -p /srv/nfs/vj/sub && chmod 0777 /srv/nfs/vj/sub")
     commands = []
     for mnt, options, export in VARIANTS:

@@ -24,7 +24,8 @@ private network namespace. The API scenario tests use (through the fixtures in c
                                         results (``StateRun``: ``.result``, ``.changes``, ``.comment``)
     ``start_nfsd()`` / ``stop_nfsd()``  kernel nfsd on (waits for /proc/fs/nfsd) / off
     ``export(name, clients=, options=)``  /srv/nfs/<name> in /etc/exports.d + ``exportfs -ra``;
-                                        returns ``"<server ip>:/srv/nfs/<name>"``
+                                        returns ``"<server ip>:/srv/nfs/<name>"``; ``exports([names])``
+                                        does several in one job -> ``{name: device}``
     ``unexport(name)``                  removes it again (``exportfs -ra``)
     ``mountinfo()`` / ``proc_mounts()`` the guest's /proc/self/mountinfo and /proc/mounts text
     ``link_down()`` / ``link_up()``     cut / restore this VM's network (the tap on the host side)
@@ -166,11 +167,19 @@ class Minion:
     def export(self, name: str, clients: str = str(SUBNET), options: str = DEFAULT_EXPORT_OPTIONS,
                mode: str = "0777") -> str:
         """Export /srv/nfs/<name> (created) to ``clients``; returns the NFS device string."""
-        path = f"{EXPORT_ROOT}/{name}"
-        line = f"{path} {clients}({options})"
-        self.sh(f"mkdir -p {shlex.quote(path)} && chmod {mode} {shlex.quote(path)} && mkdir -p {EXPORTS_DIR} && "
-                f"printf '%s\\n' {shlex.quote(line)} > {EXPORTS_DIR}/nkvm-{name}.exports && exportfs -ra")
-        return f"{self.ip}:{path}"
+        return self.exports([name], clients, options, mode)[name]
+
+    def exports(self, names: List[str], clients: str = str(SUBNET), options: str = DEFAULT_EXPORT_OPTIONS,
+                mode: str = "0777") -> Dict[str, str]:
+        """``export`` for several names in one salt job; returns ``{name: device}``."""
+        steps = []
+        for name in names:
+            path = f"{EXPORT_ROOT}/{name}"
+            line = f"{path} {clients}({options})"
+            steps.append(f"mkdir -p {shlex.quote(path)} && chmod {mode} {shlex.quote(path)} && "
+                         f"printf '%s\\n' {shlex.quote(line)} > {EXPORTS_DIR}/nkvm-{name}.exports")
+        self.sh(" && ".join([f"mkdir -p {EXPORTS_DIR}", *steps, "exportfs -ra"]))
+        return {name: f"{self.ip}:{EXPORT_ROOT}/{name}" for name in names}
 
     def unexport(self, name: str) -> None:
         self.sh(f"rm -f {EXPORTS_DIR}/nkvm-{name}.exports && exportfs -ra")
