@@ -28,7 +28,6 @@ provider, cache, credentials options and locks). ``salt-run nfs.update_pillar`` 
 import functools
 import logging
 
-import salt.loader
 import salt.utils.dictupdate
 
 try:
@@ -68,8 +67,7 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
     opts["id"] = minion_id
     opts["grains"] = dict(__grains__)
     opts["pillar"] = pillar
-    matchers = salt.loader.matchers(opts)
-    compound = matchers["compound_match.match"]
+    compound = pillar_source.compound_matcher(opts)
 
     def matches(target):
         return bool(compound(target, opts=opts, minion_id=minion_id))

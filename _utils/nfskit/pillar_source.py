@@ -31,7 +31,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from nfskit.errors import InvalidInput, StoreError
 from nfskit.gitstore import redact
@@ -41,6 +41,7 @@ DEFAULT_ROOT = "pillar"
 _OWN = ("repo", "branch", "root", "path", "update_interval")
 _FETCH_MARK = "nfs_selfservice_fetched"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_MATCHERS: dict[str, Callable[..., bool]] = {}
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,21 @@ def pillar_root(opts: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     if not dirs:
         raise StoreError(f"no checkout of branch {_branch(opts, config)!r} of the data repo (see the master log for git_pillar errors)")
     return Path(dirs[0])
+
+
+def compound_matcher(opts: Mapping[str, Any]) -> Callable[..., bool]:
+    """Salt's compound matcher (``compound_match.match``), its loader built once per process.
+
+    A loader costs milliseconds to build (two of them: compound_match builds one for the engines
+    it calls), as much as the rest of a render. Sharing it between minions is safe because every
+    call passes the minion's ``opts`` and ``minion_id``, which compound_match hands on to each
+    engine (grain, glob, list, pillar, ...); the loader's own opts are never read.
+    """
+    if "compound" not in _MATCHERS:
+        import salt.loader  # pylint: disable=import-outside-toplevel
+
+        _MATCHERS["compound"] = salt.loader.matchers(dict(opts))["compound_match.match"]
+    return _MATCHERS["compound"]
 
 
 def update(opts: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
