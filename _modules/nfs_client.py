@@ -24,9 +24,9 @@ system paths, tests point them at sandboxes:
       proc: /proc                  # where busy users are looked up
       proc_filesystems: /proc/filesystems
       modprobe: modprobe
-      timeout: 5                   # seconds for stat, the canary and the mount point
+      timeout: 5                   # seconds for stat and the canary
       tcp_timeout: 2               # seconds for the TCP probe of the server
-      mount_timeout: 60            # seconds for mount and umount
+      mount_timeout: 60            # seconds for mount, umount and creating the mount point
 """
 import functools
 import logging
@@ -189,7 +189,7 @@ def mount(name, device, fstype="nfs", opts="defaults", mkmnt=False, owner=None, 
         raise Conflict(f"{spec.name} is already mounted ({current.describe()}); unmount it first or use the nfs_client.mounted state")
     mount_check.require_nfs_client(cfg["proc_filesystems"], cfg["modprobe"])
     if spec.mkmnt:
-        mount_commands.prepare_mount_point(spec.name, spec.uid, spec.gid, spec.mode, False, cfg["python"], float(cfg["timeout"]))
+        mount_commands.prepare_mount_point(spec.name, spec.uid, spec.gid, spec.mode, False, cfg["python"], float(cfg["mount_timeout"]))
     mount_commands.mount(cfg["mount"], spec.device, spec.name, spec.fstype, spec.mount_words(), float(cfg["mount_timeout"]))
     after = mountinfo.find(mountinfo.read(cfg["mountinfo"]), spec.name)
     return {"mounted": after is not None, "entry": _mount_view(after) if after else None}
@@ -506,7 +506,7 @@ def _converge_one(cfg, plan, entries, test, outcome):
                 notes.append(f"busy (used by {who}): the umount would be refused and the old mount kept; set force: lazy to detach it")
         if test:
             if plan.action == "mount" and spec.mkmnt:
-                made = mount_commands.prepare_mount_point(spec.name, spec.uid, spec.gid, spec.mode, True, cfg["python"], float(cfg["timeout"]))
+                made = mount_commands.prepare_mount_point(spec.name, spec.uid, spec.gid, spec.mode, True, cfg["python"], float(cfg["mount_timeout"]))
                 if made:
                     changes["mount_point"] = made
                     steps.insert(0, f"create or adjust the mount point {spec.name}")
@@ -516,7 +516,7 @@ def _converge_one(cfg, plan, entries, test, outcome):
             _umount(cfg, spec.name, spec.force)
         if plan.action in ("mount", "remount"):
             if spec.mkmnt:
-                made = mount_commands.prepare_mount_point(spec.name, spec.uid, spec.gid, spec.mode, False, cfg["python"], float(cfg["timeout"]))
+                made = mount_commands.prepare_mount_point(spec.name, spec.uid, spec.gid, spec.mode, False, cfg["python"], float(cfg["mount_timeout"]))
                 if made:
                     changes["mount_point"] = made
             _mount_or_restore(cfg, plan)

@@ -359,6 +359,23 @@ def test_mounted_dry_run_then_apply_then_quiet(states, host):
     assert len(host.calls()) == calls
 
 
+def test_a_slow_starting_mount_point_helper_is_not_cut_off(minion_opts, host, tmp_path):
+    """The mount point is made by a Python child (its parent may be on a dead mount). On a loaded
+    1-vCPU VM that interpreter alone took seconds to start, and with the 5 s stat ``timeout`` 10 of
+    50 first mounts failed; creating the mount point is part of mounting, so it gets mount_timeout."""
+    slow_python = tmp_path / "slow-python"
+    slow_python.write_text(f"#!/bin/sh\nsleep 2\nexec {sys.executable} \"$@\"\n")
+    slow_python.chmod(0o755)
+    loaders = make_loaders(minion_opts, nfs_client=host.config(timeout=1, mount_timeout=20, python=[str(slow_python)]))
+    try:
+        point = str(host.mnt / "slow" / "data")
+        ret = HighStates(loaders.modules).nfs_client.mounted(point, device="nfs1:/srv/data", opts="vers=4.2", mode="0750")
+        assert ret.result is True, ret.comment
+        assert os.stat(point).st_mode & 0o777 == 0o750 and f" {point} rw,relatime" in host.table()
+    finally:
+        loaders.reset_state()
+
+
 def test_spellings_the_kernel_changes_never_remount(states, host):
     point = str(host.mnt / "spell")
     opts = "vers=4,noauto,x-systemd.automount,async,acregmin=3,lookupcache=positive,tcp"
