@@ -510,12 +510,16 @@ def render_md(section: dict) -> list[str]:
             f"{_runs(o['failed_all']) if o else 'n/a'} | {_runs(o['mountinfo_changed_all']) if o else 'n/a'} | {'; '.join(checks)} |"
         )
     out.append("")
+    def speed_ups(phase: str, label: str, bold: str) -> None:
+        core = rows.get(("core", phase))
+        for side in ("ours", "ours-managed"):
+            r = rows.get((side, phase))
+            if core and r and r["wall_s"] and r["state_s"]:
+                out.append(f"- {label}, core / {side}: wall {bold}{fmt_x(core['wall_s'] / r['wall_s'])}{bold}, "
+                           f"state {fmt_x(core['state_s'] / r['state_s'])}.")
+
+    speed_ups("noop", "No-op speed-up", "**")
     core_o = rows.get(("core", "noop"))
-    for side in ("ours", "ours-managed"):
-        o = rows.get((side, "noop"))
-        if core_o and o and o["wall_s"] and o["state_s"]:
-            out.append(f"- No-op speed-up, core / {side}: wall **{fmt_x(core_o['wall_s'] / o['wall_s'])}**, "
-                       f"state {fmt_x(core_o['state_s'] / o['state_s'])}.")
     # a no-op run of ours that still had mounts to make (its earlier run failed some) is no no-op:
     # the speed-up on the runs that changed nothing and failed nothing, core's runs all counted
     for side in ("ours", "ours-managed"):
@@ -527,12 +531,7 @@ def render_md(section: dict) -> list[str]:
             out.append(f"- {side}, only the no-op runs that changed and failed nothing ({len(clean)} of {o['runs']}): "
                        f"wall {fmt_s(wall)} / state {fmt_s(state)}; core / {side}: wall **{fmt_x(core_o['wall_s'] / wall)}**, "
                        f"state {fmt_x(core_o['state_s'] / state)}.")
-    core_f = rows.get(("core", "first"))
-    for side in ("ours", "ours-managed"):
-        f = rows.get((side, "first"))
-        if core_f and f and f["wall_s"] and f["state_s"]:
-            out.append(f"- First apply, core / {side}: wall {fmt_x(core_f['wall_s'] / f['wall_s'])}, "
-                       f"state {fmt_x(core_f['state_s'] / f['state_s'])}.")
+    speed_ups("first", "First apply", "")
     for side in SIDES:
         for phase in ("first", "noop"):
             recs = [r for r in section.get("records", []) if r["side"] == side and r["phase"] == phase and r["failed"]]
