@@ -319,6 +319,14 @@ def check_ours(bare: Path, answers: dict[str, dict], since: str) -> dict:
 # ------------------------------------------------------------------------- salt-api: ours, floor
 
 
+def misdelivered(pairs: list[tuple[dict, dict]]) -> int:
+    """Successful answers that describe another request (another mount point or host), or that
+    carry a request id some other answer carries too: a caller was handed someone else's return."""
+    ids = [a["request_id"] for _, a in pairs]
+    return sum(1 for req, a in pairs
+               if ids.count(a["request_id"]) > 1 or a.get("mount_point") != req["mount_point"] or a.get("target", {}).get("name") != req["host"])
+
+
 def salt_config(work: Path, bare: Path, users: int) -> tuple[dict, Path]:
     from passlib.apache import HtpasswdFile
 
@@ -334,6 +342,9 @@ def salt_config(work: Path, bare: Path, users: int) -> tuple[dict, Path]:
     # the dev users may call nfs.* runner functions, and test.arg for the no-op floor, nothing else
     acl = [{"@runner": ["nfs.*", "test.arg"]}]
     config = {
+        # Salt's default jids are timestamps to the microsecond: two concurrent runner calls can
+        # share one, and salt-api then gives both callers the same return (docs/nfs_runner.md)
+        "unique_jid": True,
         "file_roots": {"base": [str(tree)]},
         "external_auth": {"file": {"^filename": str(htpasswd), "^filetype": "htpasswd", **{user(i): acl for i in range(users)}}},
         "nfs_selfservice": {
@@ -416,6 +427,7 @@ def run_salt_phases(work: Path, n: int, clients: int, bulk_calls: int) -> dict:
         ours = dict(load_figures(records, m.wall), **m.figures)
         ours["failed_examples"] = [r["answer"] or r["error"] for r in records if not r["ok"]][:3]
         answers = {r["answer"]["request_id"]: {"user": user(r["worker"]), **r["item"]} for r in records if r["ok"]}
+        ours["misdelivered"] = misdelivered([(r["item"], r["answer"]) for r in records if r["ok"]])
         ours["changed"] = sum(1 for r in records if r["ok"] and r["answer"].get("changed"))
         ours["pushes"] = pushes() - pushes0
         say(f"selfservice ours: {ours['requests_per_s']:.2f} req/s, p50 {ours['p50_s']} s, p95 {ours['p95_s']} s, failed {ours['failed']}; checking the repo")
@@ -443,15 +455,18 @@ def run_salt_phases(work: Path, n: int, clients: int, bulk_calls: int) -> dict:
             records = drive(bulk_apis, [[c] for c in chunks], bulk)
         answers = {}
         done = 0
+        pairs = []
         for r in records:
             for req, a in zip(r["item"], (r["answer"] or {}).get("requests", [])):
                 if a.get("result") is True:
                     done += 1
                     answers[a["request_id"]] = {"user": user(r["worker"]), **req}
+                    pairs.append((req, a))
         call_lat = [r["latency_s"] for r in records]
         b = {"calls": len(chunks), "per_call": per_call, "requests": n, "succeeded": done, "failed": n - done,
              "requests_per_s": round(n / m.wall, 3), "call_p50_s": round(percentile(call_lat, 0.5), 3), "call_max_s": round(max(call_lat), 3), **m.figures}
         b["pushes"] = pushes() - pushes0
+        b["misdelivered"] = misdelivered(pairs)
         say(f"selfservice bulk: {b['requests_per_s']:.2f} req/s, {done}/{n} done; checking the repo")
         b["check"] = check_ours(bare, answers, since)
         say(f"selfservice bulk: check {json.dumps({k: v for k, v in b['check'].items() if k != 'problems'})}")
@@ -764,7 +779,7 @@ def render_md(s: dict) -> list[str]:
             "Targets (issue 4):",
             f"- 0 lost: ours {oc['missing_from_final']} ({verdict(oc['missing_from_final'] == 0 and ours['failed'] == 0)}; {oc['landed_once']} of {oc['answered_ok']} successful requests landed in exactly one commit, "
             f"{oc['commits_without_an_answer']} commits without an answered request, every one in the final pillar, hiera and index exactly once; "
-            f"{ours.get('pushes', '?')} pushes for {oc['commits_in_run']} commits).",
+            f"{ours.get('pushes', '?')} pushes for {oc['commits_in_run']} commits; answers handed to the wrong caller: {ours.get('misdelivered', '?')}, with `unique_jid: True`).",
             f"- 0 broken commits: ours {oc['broken_commits']} ({verdict(oc['broken_commits'] == 0 and oc['commits_dropping_mounts'] == 0)}; {oc['files_parsed']} changed files parsed at every commit, "
             f"{oc['commits_dropping_mounts']} commits dropped a mount an earlier commit had). History linear: {'yes' if oc['linear'] else '**no**'} ({oc['merges']} merges); "
             f"author = requester: {oc['commits_in_run'] - oc['wrong_author']} of {oc['commits_in_run']}.",

@@ -62,6 +62,7 @@ def ss_master(salt_factories, state_tree, data_repo, passwords, tmp_path_factory
     port = ports.get_unused_localhost_port()
     overrides = {
         "file_roots": {"base": [str(state_tree)]},
+        "unique_jid": True,  # the concurrent tests must not share jids (docs/nfs_runner.md)
         "rest_cherrypy": {"port": port, "host": "127.0.0.1", "disable_ssl": True},
         "netapi_enable_clients": ["local", "runner", "runner_async", "wheel"],
         "external_auth": {

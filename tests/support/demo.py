@@ -112,6 +112,7 @@ def main() -> int:
         table.save()
         salt = LocalSalt(work / "salt", {
             "file_roots": {"base": [str(tree)]},
+            "unique_jid": True,  # concurrent salt-api callers never share a jid (docs/nfs_runner.md)
             "ext_pillar": [{"git": [{f"main file://{bare}": [{"root": "pillar"}, {"env": "base"}]}]}],
             "git_pillar_provider": "gitpython",
             "nfs_selfservice": self_service_config(bed, bare, work),
