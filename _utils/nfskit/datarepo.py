@@ -13,7 +13,9 @@
     hiera/servers/<server>.yaml             nfs::server, nfs::exports     (treydock/puppet-nfs)
     hiera/nodes/<minion>.yaml               nfs::nfs_mounts
     hiera/hostgroups/<group>.yaml           nfs::nfs_mounts
-    index/exports/<team>/<name>.yaml        runner bookkeeping: where an export is mounted
+    index/exports/<team>/<name>.yaml        runner bookkeeping: where an export is mounted (written as
+                                            JSON, which is YAML too: it grows with the export's mounts
+                                            and every mount request reads and rewrites it)
 
 ``<minion_key>`` is the minion id with ``.`` turned into ``_``, because Salt reads dots in an sls
 name as directories; request validation refuses ``_`` in minion ids so two ids never share a key,
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
@@ -72,8 +75,40 @@ def dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=False, width=4096)
 
 
+def dump_json(data: Mapping[str, Any]) -> str:
+    """A mapping as JSON with one key, and one list item, per line (so diffs stay line by line).
+
+    JSON is YAML for any reader, and :func:`load` parses it without PyYAML's Python-level
+    constructor: a 200-mount index takes 13 ms as YAML, well under 1 ms as JSON. Each item goes
+    through the C encoder (``json.dumps`` with ``indent`` is pure Python).
+    """
+
+    def value(v: Any) -> str:
+        if isinstance(v, list) and v:
+            return "[\n" + ",\n".join("  " + json.dumps(item, sort_keys=True) for item in v) + "\n ]"
+        return json.dumps(v, sort_keys=True)
+
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {value(data[k])}" for k in sorted(data)) + "\n}\n"
+
+
 def load(text: str) -> Any:
+    body = _after_comments(text)
+    if body.startswith("{"):
+        try:
+            return json.loads(body)
+        except ValueError:
+            pass  # YAML flow style, not JSON
     return yaml.load(text, Loader=_Loader)
+
+
+def _after_comments(text: str) -> str:
+    start = 0
+    while text.startswith("#", start):
+        end = text.find("\n", start)
+        if end < 0:
+            return ""
+        start = end + 1
+    return text[start:]
 
 
 def minion_key(minion_id: str) -> str:
@@ -198,8 +233,8 @@ class Tree:
 
     # -- editing -------------------------------------------------------------------------------
 
-    def put(self, rel: str, data: Any, header: str) -> None:
-        self.pending[rel] = header + dump(data)
+    def put(self, rel: str, data: Any, header: str, as_json: bool = False) -> None:
+        self.pending[rel] = header + (dump_json(data) if as_json else dump(data))
         self._data[rel] = copy.deepcopy(data)
 
     def put_text(self, rel: str, text: str) -> None:
@@ -398,7 +433,7 @@ def put_mount(
     team, export = entry["export"].split("/")
     uses = [u for u in export_uses(tree, team, export) if (u["kind"], u["target"], u["mount_point"]) != (kind, name, mount_point)]
     uses.append({"kind": kind, "target": name, "mount_point": mount_point})
-    tree.put(export_index(team, export), {"mounts": sorted(uses, key=_use_key)}, HIERA_HEADER)
+    tree.put(export_index(team, export), {"mounts": sorted(uses, key=_use_key)}, HIERA_HEADER, as_json=True)
     if new_group or not tree.exists(TOP):
         update_top(tree, hostgroups)
 
@@ -420,7 +455,7 @@ def remove_mount(tree: Tree, kind: str, name: str, mount_point: str, hostgroups:
     team, export = entry["export"].split("/")
     uses = [u for u in export_uses(tree, team, export) if (u["kind"], u["target"], u["mount_point"]) != (kind, name, mount_point)]
     if uses:
-        tree.put(export_index(team, export), {"mounts": uses}, HIERA_HEADER)
+        tree.put(export_index(team, export), {"mounts": uses}, HIERA_HEADER, as_json=True)
     elif tree.exists(export_index(team, export)):
         tree.delete(export_index(team, export))
     if kind == "hostgroup" and not current:

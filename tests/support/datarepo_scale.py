@@ -96,7 +96,7 @@ def build(root: Path, hosts: int = 10_000, hostgroups: int = 1_000, teams: int =
         groups[name] = f"G@role:r{g:04d} and G@env:prod"
         mounts_for("hostgroup", name, g % teams, mounts_per_group)
     for (team, name), data in exports.items():
-        _write(root, datarepo.export_index(team, name), datarepo.HIERA_HEADER + datarepo.dump({"mounts": sorted(data["uses"], key=lambda u: (u["kind"], u["target"], u["mount_point"]))}))
+        _write(root, datarepo.export_index(team, name), datarepo.HIERA_HEADER + datarepo.dump_json({"mounts": sorted(data["uses"], key=lambda u: (u["kind"], u["target"], u["mount_point"]))}))
     _write(root, datarepo.TOP, datarepo.render_top(groups))
     _write(root, datarepo.HOSTGROUP_INDEX, hostgroup_index.dump(hostgroup_index.build(groups)))
     return {"hosts": hosts, "hostgroups": hostgroups, "exports": len(exports), "mounts": hosts * mounts_per_host + hostgroups * mounts_per_group}
