@@ -178,6 +178,27 @@ def test_a_burst_of_queued_changes_is_one_push_with_a_commit_each(remote, tmp_pa
         assert theirs["ok"] and theirs["pushed"]
 
 
+def test_each_commit_of_one_drain_holds_its_own_state_of_a_shared_file(remote, tmp_path):
+    # one drain commits all its changes at once (one git fast-import): every commit must carry the
+    # file as its own change left it, not as the drain's last change did
+    store = make_store(remote, tmp_path / "w")
+    (export,) = store.submit([export_change()])
+    points = [f"/mnt/p{n}" for n in range(4)]
+    users = ["alice", "bob", "alice", "bob"]
+    results = store.submit([mount_change("a.example.com", mount_point=p, user=u) for p, u in zip(points, users)])
+    assert all(r["ok"] for r in results)
+    parents = [export["commit"]] + [r["commit"] for r in results[:-1]]
+    for n, result in enumerate(results):
+        data = yaml.safe_load(git("show", f"{result['commit']}:index/exports/team-a/cache.yaml", cwd=remote))
+        assert sorted(m["mount_point"] for m in data["mounts"]) == points[: n + 1]
+        host = yaml.safe_load(git("show", f"{result['commit']}:hiera/nodes/a.example.com.yaml", cwd=remote))
+        assert sorted(host["nfs::nfs_mounts"]) == points[: n + 1]
+        assert git("log", "-1", "--format=%an|%P", result["commit"], cwd=remote).strip() == f"{users[n]}|{parents[n]}"
+    assert git("rev-parse", "main", cwd=remote).strip() == results[-1]["commit"]
+    # the work clone's index is at the new tip: nothing staged, nothing modified
+    assert git("status", "--porcelain", cwd=tmp_path / "w" / "clone") == ""
+
+
 def test_bulk_submit_returns_results_in_order(remote, tmp_path):
     store = make_store(remote, tmp_path / "w")
     results = store.submit([export_change(), mount_change("a.example.com"), mount_change("bad host"), mount_change("a.example.com")])
