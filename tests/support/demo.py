@@ -4,13 +4,13 @@ What runs, all real and all on this machine:
 - NFS-Ganesha in its own network namespace, three client hosts as namespaces with their own
   addresses;
 - a salt-master with salt-api (rest_cherrypy, eauth ``file`` with an htpasswd) and the ``nfs``
-  self-service runner, a salt-minion that manages the ganesha server, git_pillar reading a local
-  bare git repo (the storage data repo);
+  self-service runner, a salt-minion that manages the ganesha server, the ``nfs_selfservice``
+  ext_pillar reading a local bare git repo (the storage data repo) through git_pillar's machinery;
 - our modules, synced the classic way (``saltutil.sync_all`` on the minion and the master).
 
 The flow: a dev team user logs in to salt-api and calls ``nfs.request_export``; the runner
 validates it against the team's policy and commits it to the data repo as pillar and Puppet hiera
-data with the user as author. The storage team, through salt-api too, refreshes git pillar and
+data with the user as author. The storage team, through salt-api too, refreshes the pillar and
 applies ``nfs.server`` (dry run with diff first); ganesha picks the export up live over DBus;
 clients check it over the wire (NFSv3 and NFSv4). Hostile requests are refused with nothing
 committed; a mount request lands as the host's pillar and hiera files.
@@ -99,7 +99,7 @@ def main() -> int:
         step("3. salt-master with the nfs runner + salt-api (eauth file) + a minion managing the ganesha server")
         tree = work / "state-tree"
         tree.mkdir()
-        for name in ("_modules", "_states", "_runners", "_utils"):
+        for name in ("_modules", "_states", "_runners", "_pillar", "_utils"):
             if (REPO / name).is_dir():  # a clean clone has no empty loader dirs
                 (tree / name).symlink_to(REPO / name)
         (tree / "nfs").symlink_to(REPO / "salt" / "nfs")
@@ -113,13 +113,15 @@ def main() -> int:
         salt = LocalSalt(work / "salt", {
             "file_roots": {"base": [str(tree)]},
             "unique_jid": True,  # concurrent salt-api callers never share a jid (docs/nfs_runner.md)
-            "ext_pillar": [{"git": [{f"main file://{bare}": [{"root": "pillar"}, {"env": "base"}]}]}],
+            # a minion's self-service pillar from its own files in the data repo (repo and branch from
+            # nfs_selfservice below), fetched through git_pillar's machinery and provider
+            "ext_pillar": [{"nfs_selfservice": {}}],
             "git_pillar_provider": "gitpython",
             "nfs_selfservice": self_service_config(bed, bare, work),
             "external_auth": {"file": {"^filename": str(htpasswd), "^filetype": "htpasswd",
                                        USER: [{"@runner": ["nfs.*"]}],
                                        OPS: [{"nfs-server-*": ["state.apply", "saltutil.refresh_pillar", "nfs_server.list_managed"]},
-                                             {"@runner": ["git_pillar.update"]}]}},
+                                             {"@runner": ["nfs.update_pillar"]}]}},
         })
         started = time.monotonic()
         salt.start_master()
@@ -153,11 +155,12 @@ def main() -> int:
         timeline = api.call(client="runner", fun="nfs.status", kwarg={"request_id": answer["request_id"]})
         info("nfs.status: " + " -> ".join(s["step"] for s in timeline["steps"]))
 
-        step(f"6. The storage team ({OPS}), through salt-api: refresh git pillar and the server's pillar, dry run with diff, apply")
+        step(f"6. The storage team ({OPS}), through salt-api: fetch the data repo, refresh the server's pillar, dry run with diff, apply")
         ops = Api(url)
         ops.login(OPS, OPS_PASSWORD, "file")
         bed.make_dir(str(Path(export_path).relative_to(bed.export_root)))  # provisioning the directory
-        ops.call(client="runner", fun="git_pillar.update")
+        fetched = ops.call(client="runner", fun="nfs.update_pillar")
+        check(fetched.get("result") is True, f"nfs.update_pillar (the nfs_selfservice ext_pillar's fetch, as git_pillar.update): {fetched.get('updated') or fetched}")
         ops.call(client="local", tgt=SERVER, fun="saltutil.refresh_pillar", kwarg={"wait": True})
         dry = state_summary(ops.call(client="local", tgt=SERVER, fun="state.apply", arg=["nfs.server"], kwarg={"test": True}))
         info(f"test=True -> result {dry['result']}:")
