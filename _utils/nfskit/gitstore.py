@@ -7,12 +7,12 @@ How a burst of requests becomes few pushes without losing one (flat combining):
 2. Whoever holds the lock drains the whole queue: it brings the clone to the last known remote
    state (a reset, unless the previous drain provably left it there; this also recovers a dirty
    clone), applies every queued change as its own commit (its requester as author, a message
-   with what and why), and pushes once.
+   with what and why; one ``git fast-import`` writes them all), and pushes once.
 3. A rejected push means the remote moved: fetch, ``reset --hard`` to it, apply the same changes
    again at the data level (each one re-checked against the new state) and push again, at most
    ``push_retries`` times.
-4. The results go to ``<workdir>/done/<id>.json``; a waiting submitter that gets the lock later
-   finds its result there and returns without touching git.
+4. The results go to ``<workdir>/done/<id>.json``; a waiting submitter sees its result there and
+   returns without taking the lock or touching git.
 
 So N concurrent requests cost one push per lock hand-over instead of N, each request still gets
 its own commit, and nothing is committed that was not re-validated on the tree it lands on.
