@@ -131,10 +131,14 @@ def stat_probe(path: str, stat_cmd: Sequence[str], timeout: float) -> dict:
     return _check("stat", True, detail=f"stat answered in {outcome.elapsed:.2f}s")
 
 
-def canary_probe(path: str, python: Sequence[str], timeout: float) -> dict:
+def canary_probe(path: str, python: Sequence[str], timeout: float, startup_timeout: float = 60.0) -> dict:
+    """The canary child; ``timeout`` counts from its first step, not from the interpreter's start
+    (seconds on a loaded host), so that a slow start is never blamed on the server."""
     token = uuid.uuid4().hex
-    outcome = bounded.run([*python, "-I", "-S", "-c", CANARY, path, token], timeout)
+    outcome = bounded.run([*python, "-I", "-S", "-c", CANARY, path, token], timeout, startup_timeout=startup_timeout)
     steps = outcome.stdout.split()
+    if not outcome.started:
+        return _check("canary", False, "host overloaded", f"the canary process did not start within {startup_timeout:g}s; {path} was not touched")
     if outcome.timed_out:
         hung = steps[-1] if steps else "start"
         return _check("canary", False, "timed out", f"canary {hung} in {path} did not finish within {timeout:g}s")
@@ -174,6 +178,7 @@ def verify(
     timeout: float = 5.0,
     tcp_timeout: float = 2.0,
     canary: bool = True,
+    startup_timeout: float = 60.0,
 ) -> dict:
     """Run the checks in order and stop at the first failure that makes the next ones pointless."""
     start = time.monotonic()
@@ -203,7 +208,7 @@ def verify(
             return _summary(name, checks, start)  # a stat now would only hang
     checks.append(stat_probe(name, stat_cmd, timeout))
     if checks[-1]["ok"] and canary:
-        checks.append(canary_probe(name, python, timeout))
+        checks.append(canary_probe(name, python, timeout, startup_timeout))
     return _summary(name, checks, start)
 
 

@@ -250,6 +250,25 @@ def test_verify_names_the_failed_check(mods, host, listener):
     assert options["reason"] == "options differ" and "vers=3 wanted, vers=4.2 in effect" in options["message"]
 
 
+def test_verify_does_not_blame_the_server_for_a_slow_starting_canary(minion_opts, host, listener, tmp_path):
+    """The canary is a Python child; on a loaded host its start alone can take longer than the
+    canary's ``timeout``. The deadline counts from its first step, so the mount verifies fine."""
+    slow_python = tmp_path / "slow-python"
+    slow_python.write_text(f"#!/bin/sh\nsleep 2\nexec {sys.executable} \"$@\"\n")
+    slow_python.chmod(0o755)
+    loaders = make_loaders(minion_opts, nfs_client=host.config(timeout=1, python=[str(slow_python)]))
+    try:
+        point = host.mnt / "slowcanary"
+        point.mkdir()
+        host.add_line(str(point), "127.0.0.1:/srv/slow", "nfs4", V42.format(port=listener))
+        report = loaders.modules.nfs_client.verify(str(point))
+        assert report["ok"] is True, report
+        assert report["checks"][-1]["check"] == "canary" and report["elapsed"] >= 2
+        assert os.listdir(point) == []
+    finally:
+        loaders.reset_state()
+
+
 def test_verify_server_unreachable_answers_fast_and_never_stats(mods, host):
     point = host.mnt / "dead"  # never created: a stat would fail differently
     host.add_line(str(point), "127.0.0.1:/srv/dead", "nfs4", V42.format(port=closed_port()))
