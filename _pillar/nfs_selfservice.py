@@ -21,6 +21,7 @@ Master config (full reference: docs/nfs_runner.md):
           branch: main
           root: pillar               # default
           update_interval: 60        # default: git_pillar_update_interval
+          env: prod                  # default: none (every pillarenv gets this data)
 
 The repo is checked out through git_pillar's machinery (``salt.utils.gitfs.GitPillar``: its
 provider, cache, credentials options and locks). ``salt-run nfs.update_pillar`` fetches at once.
@@ -60,6 +61,8 @@ def ext_pillar(minion_id, pillar, **kwargs):  # pylint: disable=unused-argument
     """
     if not selfservice_pillar.valid_minion_id(minion_id):
         return {}  # before any git work: such an id has no files in the data repo
+    if not pillar_source.serves(__opts__, kwargs):
+        return {}  # this entry's data is for another pillarenv
     root = pillar_source.pillar_root(__opts__, kwargs)
     # A plain dict for the matchers: Salt 3008's OptsDict makes each compound match cost
     # milliseconds (its __len__ in the matchers' "if not opts").

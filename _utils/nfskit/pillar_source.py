@@ -12,6 +12,10 @@ The ext_pillar's settings (``ext_pillar: [{nfs_selfservice: {...}}]`` in the mas
     ``git_pillar_update_interval``, 60). ``salt-run nfs.update_pillar`` fetches at once.
 ``path``
     Instead of ``repo``: a checkout that something else keeps up to date (its ``root`` is read).
+``env``
+    The pillar environment this data belongs to, as git_pillar's per-remote ``env``: a render
+    for another ``pillarenv`` gets nothing from this entry (e.g. one entry per environment's
+    data repo, each with its own ``repo`` and ``env``). Default: none, every environment gets it.
 any other key
     A git_pillar per-remote option (``privkey``, ``pubkey``, ``user``, ``password``,
     ``ssl_verify``, ``refspecs``, ...); the global ``git_pillar_*`` options apply as for git_pillar.
@@ -38,7 +42,7 @@ from nfskit.gitstore import redact
 
 CONFIG_KEY = "nfs_selfservice"
 DEFAULT_ROOT = "pillar"
-_OWN = ("repo", "branch", "root", "path", "update_interval")
+_OWN = ("repo", "branch", "root", "path", "update_interval", "env")
 _FETCH_MARK = "nfs_selfservice_fetched"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _MATCHERS: dict[str, Callable[..., bool]] = {}
@@ -67,6 +71,17 @@ def pillar_root(opts: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     if not dirs:
         raise StoreError(f"no checkout of branch {_branch(opts, config)!r} of the data repo (see the master log for git_pillar errors)")
     return Path(dirs[0])
+
+
+def serves(opts: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether this entry's data belongs in a render for ``opts``' ``pillarenv`` (see ``env``)."""
+    env = config.get("env")
+    if env is None:
+        return True
+    if not isinstance(env, str) or not env.strip():
+        raise InvalidInput("ext_pillar.nfs_selfservice.env", env, "must be the name of a pillar environment, such as prod")
+    pillarenv = opts.get("pillarenv")
+    return not pillarenv or pillarenv == env
 
 
 def compound_matcher(opts: Mapping[str, Any]) -> Callable[..., bool]:

@@ -229,10 +229,24 @@ def test_a_damaged_repo_is_a_pillar_error_not_a_silent_gap(master_opts, checkout
     assert "nfs" not in data and any("hostgroups.json is missing" in e for e in data["_errors"]), data
 
 
-@pytest.mark.parametrize("config, message", [({"path": "/nonexistent"}, "/nonexistent/pillar"), ({}, "repo")])
+@pytest.mark.parametrize("config, message", [({"path": "/nonexistent"}, "/nonexistent/pillar"), ({}, "repo"),
+                                             ({"env": ["prod"]}, "must be the name of a pillar environment")])
 def test_config_errors(master_opts, config, message):
     data = ext_pillar_path(dict(master_opts, nfs_selfservice={}), "web01.example.com", {}, **config)
     assert "nfs" not in data and any(message in e for e in data["_errors"]), data
+
+
+@pytest.mark.parametrize("pillarenv, env, served", [(None, "prod", True), ("prod", "prod", True), ("test", "prod", False), ("test", None, True)])
+def test_env_gives_the_data_only_to_its_pillarenv(master_opts, checkout, pillarenv, env, served):
+    """As git_pillar's per-remote env: ``state.apply pillarenv=test`` gets nothing from a prod entry."""
+    minion_id = "web01.example.com"
+    config = {"path": str(checkout), **({"env": env} if env else {})}
+    opts = dict(master_opts, pillar_roots={"base": [], "prod": [], "test": []}, ext_pillar=[{"nfs_selfservice": config}], id=minion_id)
+    data = salt.pillar.Pillar(opts, dict(MINIONS[minion_id], id=minion_id), minion_id, "base", pillarenv=pillarenv).compile_pillar()
+    assert "_errors" not in data, data["_errors"]
+    everything = ext_pillar_path(master_opts, minion_id, MINIONS[minion_id], path=str(checkout))
+    assert "/mnt/cache" in everything["nfs"]["client"]["mounts"]
+    assert data.get("nfs") == (everything["nfs"] if served else None)
 
 
 def test_fast_enough_to_notice(master_opts, checkout):
