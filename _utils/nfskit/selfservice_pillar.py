@@ -70,11 +70,12 @@ def minion_pillar(root: Path | str, minion_id: str, grains: Mapping[str, Any], m
     if not valid_minion_id(minion_id):
         return {}
     root = Path(root)
-    parts = [
+    # the top file's order: hostgroups first, so the host's own file wins where both have a key
+    parts = [_read_sls(root, f"nfs.hostgroups.{group}") for group in member_groups(root, grains, matches)]
+    parts += [
         _read_sls(root, _sls(datarepo.target_pillar("host", minion_id))),
         _render(root, _sls(datarepo.server_pillar(minion_id)), merge),
     ]
-    parts += [_read_sls(root, f"nfs.hostgroups.{group}") for group in member_groups(root, grains, matches)]
     pillar: dict = {}
     for part in parts:
         if part:

@@ -87,7 +87,7 @@ def data_repo(master_opts, tmp_path_factory):
         run("request_export", name=name, backend=("kernel" if server == "nfs1.example.com" else "ganesha"), server=server, size_gb=10, clients=rules, team="storage")
     mounts = [
         ("host", "web01.example.com", "/mnt/cache", "cache"),
-        ("host", "web01.example.com", "/srv/shared", "scratch"),  # the same mount point as web-prod's: merge order decides
+        ("host", "web01.example.com", "/srv/shared", "scratch"),  # the same mount point as web-prod's: the host's own wins
         ("host", "web02.example.com", "/mnt/gone", "cache"),
         ("hostgroup", "web-prod", "/srv/shared", "cache"),
         ("hostgroup", "db-any", "/mnt/db", "scratch"),
@@ -151,7 +151,7 @@ def test_what_each_minion_gets(master_opts, checkout):
         return data.get("nfs", {}).get("client", {}).get("mounts", {})
 
     assert sorted(mounts("web01.example.com")) == ["/mnt/cache", "/mnt/nl", "/srv/shared"]
-    assert mounts("web01.example.com")["/srv/shared"]["device"].endswith("/storage/cache")  # the hostgroup's, merged last
+    assert mounts("web01.example.com")["/srv/shared"]["device"].endswith("/storage/scratch")  # its own, not web-prod's: the host wins, as in hiera
     assert sorted(mounts("web91.example.com")) == ["/mnt/glob", "/mnt/nl", "/srv/shared"]
     assert sorted(mounts("web92.example.com")) == ["/mnt/glob", "/mnt/nl", "/srv/shared"]
     assert sorted(mounts("pg1.example.com")) == ["/mnt/db"]
