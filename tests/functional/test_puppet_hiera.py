@@ -7,20 +7,17 @@ doc itself, through automatic parameter lookup into a stand-in for treydock/pupp
 what Salt's pillar gives the same host: the same mounts in its fstab, and an /etc/exports that the
 real ``exportfs`` reads into the same export table as the exports nfs_server writes from pillar.
 """
-import os
-import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import salt.loader
 import salt.pillar
-import yaml
 
 from nfskit import datarepo, fstab_codec
 from nfskit.plan import make_plan
 from nfskit.spec import exports_from_managed
 from tests.functional.conftest import REPO
+from tests.support import puppet
 from tests.support.sandbox import Sandbox, exportfs_unavailable
 
 pytestmark = [
@@ -28,7 +25,6 @@ pytestmark = [
     pytest.mark.skipif(exportfs_unavailable() is not None, reason=str(exportfs_unavailable())),
 ]
 
-MODULES = REPO / "tests" / "fixtures" / "puppet" / "modules"
 SERVER = "nfs1.example.com"
 HOST = "ci01.team-a.example.com"
 GRAINS = {"role": "web", "env": "prod"}  # web-prod's target: Salt's side of Puppet's hostgroup fact
@@ -36,14 +32,6 @@ GRAINS = {"role": "web", "env": "prod"}  # web-prod's target: Salt's side of Pup
 
 def git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def documented_hiera_yaml() -> dict:
-    """The ``hiera.yaml`` block of docs/nfs_runner.md."""
-    text = (REPO / "docs" / "nfs_runner.md").read_text()
-    blocks = re.findall(r"```yaml\n(version: 5\n.*?)```", text, re.S)
-    assert len(blocks) == 1, "docs/nfs_runner.md should show one hiera.yaml"
-    return yaml.safe_load(blocks[0])
 
 
 @pytest.fixture(scope="module")
@@ -102,38 +90,13 @@ def salt_pillar(bed, minion_id, grains):
 
 
 def puppet_apply(bed, node, facts=None, datadir=None):
-    """``puppet apply`` of class nfs for ``node``; returns ``(root, completed process)``.
-
-    Everything Puppet writes (its own state, the fstab, directories, /etc/exports) stays below a
-    scratch root.
-    """
-    root = bed["tmp"] / f"puppet-{node}"
-    box = Sandbox.create(root)  # etc/exports, etc/exports.d and var/lib/nfs, for exportfs later
-    fstab = root / "etc" / "fstab"
-    if not fstab.exists():
-        fstab.write_text("")
-    hiera = documented_hiera_yaml()
-    hiera["hierarchy"][0]["datadir"] = str(datadir or bed["checkout"] / "hiera")
-    conf = root / "puppet"
-    (conf / "data").mkdir(parents=True, exist_ok=True)
-    (conf / "hiera.yaml").write_text(yaml.safe_dump(hiera))
-    (conf / "data" / hiera["hierarchy"][1]["path"]).write_text(yaml.safe_dump({"lookup_options": {"nfs::nfs_mounts": {"merge": "hash"}}}))
-    dirs = [f"--{name}dir={conf / name}" for name in ("conf", "var", "code", "log", "run")]
-    env = dict(os.environ, **{f"FACTER_{name}": value for name, value in (facts or {}).items()})
-    manifest = f"class {{ 'nfs': root => '{root}', fstab => '{root}/etc/fstab' }}"
-    proc = subprocess.run(
-        ["puppet", "apply", "--color=false", "--detailed-exitcodes", *dirs, f"--certname={node}",
-         f"--hiera_config={conf / 'hiera.yaml'}", f"--modulepath={MODULES}:/usr/share/puppet/modules", "-e", manifest],
-        capture_output=True, text=True, env=env, timeout=180,
-    )
-    return box, proc
+    """``puppet apply`` for ``node`` below a scratch root that is also an exportfs sandbox."""
+    box = Sandbox.create(bed["tmp"] / f"puppet-{node}")
+    return box, puppet.apply(box.root, datadir or bed["checkout"] / "hiera", node, facts)
 
 
 def applied(proc):
-    # --detailed-exitcodes: 0 no changes, 2 changes; 4 and 6 mean failures. Facter's complaints
-    # about /proc/1/environ (unreadable in this sandbox) are not Puppet's verdict.
-    errors = [line for line in proc.stderr.splitlines() if "Error" in line and "/proc/1/environ" not in line]
-    assert proc.returncode in (0, 2) and not errors, proc.stdout + proc.stderr
+    assert not puppet.errors(proc), proc.stdout + proc.stderr
     return proc
 
 
@@ -182,4 +145,4 @@ def test_a_key_nfs_mount_does_not_take_fails_the_puppet_run(bed):
     (datadir / "nodes").mkdir(parents=True)
     (datadir / "nodes" / "odd.example.com.yaml").write_text(datarepo.dump({"nfs::nfs_mounts": {"/mnt/x": {"device": "a:/b", "fstype": "nfs4"}}}))
     _, proc = puppet_apply(bed, "odd.example.com", datadir=datadir)
-    assert proc.returncode not in (0, 2) and "has no parameter named 'fstype'" in proc.stderr, proc.stderr
+    assert puppet.errors(proc) and "has no parameter named 'fstype'" in proc.stderr, proc.stderr
