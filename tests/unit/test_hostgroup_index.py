@@ -102,7 +102,7 @@ def test_the_reader_follows_the_top_files_order_and_the_servers_includes(tmp_pat
     datarepo.update_top(tree, {"g1": "G@role:web", "g2": "a.example.com"})
     tree.write()
     data = selfservice_pillar.minion_pillar(tmp_path / "pillar", "a.example.com", {"role": "web"}, lambda target: True)
-    assert data["nfs"]["client"]["mounts"] == {"/m": {"device": "g1"}, "/n": {"device": "g2"}}  # host, then groups by name
+    assert data["nfs"]["client"]["mounts"] == {"/m": {"device": "host"}, "/n": {"device": "g2"}}  # groups by name, then the host
     assert data["nfs"]["server"] == {"exports": {"/e": {}}, "backend": "kernel"}  # the including file wins
     asked = []
     selfservice_pillar.minion_pillar(tmp_path / "pillar", "a.example.com", {"role": "db"}, lambda target: asked.append(target) or False)
