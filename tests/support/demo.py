@@ -13,7 +13,8 @@ validates it against the team's policy and commits it to the data repo as pillar
 data with the user as author. The storage team, through salt-api too, refreshes the pillar and
 applies ``nfs.server`` (dry run with diff first); ganesha picks the export up live over DBus;
 clients check it over the wire (NFSv3 and NFSv4). Hostile requests are refused with nothing
-committed; a mount request lands as the host's pillar and hiera files.
+committed; a mount request lands as the host's pillar and hiera files, and Debian's Puppet reads
+the hiera side (tests/support/puppet.py) into the same fstab entry.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from tests.support.localsalt import Api, LocalSalt  # noqa: E402
+from tests.support import puppet  # noqa: E402
 from tests.support.nfsbed import NfsBed  # noqa: E402
 
 SERVER = "nfs-server-1"
@@ -210,6 +212,18 @@ def main() -> int:
                 info(f"{path}:")
                 for line in git("show", f"main:{path}", cwd=bare).splitlines():
                     info("   " + line)
+
+        step(f"11. Puppet reads the hiera side: puppet apply for {APP_HOST} (docs/nfs_runner.md's hiera.yaml)")
+        checkout = work / "puppet-checkout"
+        git("clone", "-q", str(bare), str(checkout), cwd=work)
+        started = time.monotonic()
+        proc = puppet.apply(work / "puppet-root", checkout / "hiera", APP_HOST)
+        problems = puppet.errors(proc)
+        check(not problems, f"puppet apply [{time.monotonic() - started:.1f}s]" + "".join(f"\n        {p}" for p in problems))
+        lines = [line for line in (work / "puppet-root/etc/fstab").read_text().splitlines() if line and not line.startswith("#")]
+        for line in lines:
+            info(f"fstab: {line}")
+        check(lines == [f"{mount['device']}\t/mnt/cache\tnfs\thard,vers=4.2\t0\t0"], "Puppet mounts what Salt's pillar mounts")
 
         print()
         print("Demo finished: " + ("all checks passed" if not failures else f"{failures} check(s) FAILED"))
