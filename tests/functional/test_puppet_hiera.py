@@ -104,19 +104,19 @@ def test_puppet_mounts_what_salts_pillar_mounts_and_the_host_wins(bed):
     box, proc = puppet_apply(bed, HOST, facts={"hostgroup": "web-prod"})
     applied(proc)
     document, _ = fstab_codec.read(str(box.root / "etc" / "fstab"))
-    puppet = {entry.mount_point: entry for entry in document.entries()}
-    salt = salt_pillar(bed, HOST, GRAINS)["nfs"]["client"]["mounts"]
+    fstab = {entry.mount_point: entry for entry in document.entries()}
+    pillar = salt_pillar(bed, HOST, GRAINS)["nfs"]["client"]["mounts"]
 
-    assert sorted(puppet) == sorted(salt) == ["/data/scratch", "/mnt/cache", "/srv/cache"]
-    for mount_point, wanted in salt.items():
-        entry = puppet[mount_point]
+    assert sorted(fstab) == sorted(pillar) == ["/data/scratch", "/mnt/cache", "/srv/cache"]
+    for mount_point, wanted in pillar.items():
+        entry = fstab[mount_point]
         assert (entry.device, entry.fstype) == (wanted["device"], "nfs")
         # Puppet's nfs::mount writes 'rw' where no options were asked for; rw is NFS's default too
         assert entry.options == (tuple(wanted.get("opts", ())) or ("rw",)), (mount_point, entry.options, wanted)
     # the host's own request, not web-prod's scratch mount at the same mount point, on both sides
-    assert puppet["/mnt/cache"].device == salt["/mnt/cache"]["device"] == f"{SERVER}:{bed['tmp']}/srv/nfs/team-a/cache"
-    assert puppet["/mnt/cache"].options == ("hard", "vers=4.2")
-    assert f"{(box.root / 'mnt' / 'cache').stat().st_mode & 0o7777:04o}" == salt["/mnt/cache"]["mode"] == "0750"
+    assert fstab["/mnt/cache"].device == pillar["/mnt/cache"]["device"] == f"{SERVER}:{bed['tmp']}/srv/nfs/team-a/cache"
+    assert fstab["/mnt/cache"].options == ("hard", "vers=4.2")
+    assert f"{(box.root / 'mnt' / 'cache').stat().st_mode & 0o7777:04o}" == pillar["/mnt/cache"]["mode"] == "0750"
     # a second run changes nothing
     assert applied(puppet_apply(bed, HOST, facts={"hostgroup": "web-prod"})[1]).returncode == 0
 
@@ -128,10 +128,11 @@ def test_puppets_exports_file_is_the_export_table_nfs_server_writes(bed):
     puppet_table = box.etab_map()
 
     pillar = salt_pillar(bed, SERVER, {})["nfs"]["server"]
-    ours = Sandbox.create(bed["tmp"] / "salt-server").backend()
+    ours = Sandbox.create(bed["tmp"] / "salt-server")
     wanted = exports_from_managed(pillar["exports"], allow_unsafe=True)  # scratch's no_root_squash came from an admin
-    ours.apply(make_plan(ours.read(), list(wanted.values())))
-    salt_table = Sandbox(bed["tmp"] / "salt-server").etab_map()
+    backend = ours.backend()
+    backend.apply(make_plan(backend.read(), list(wanted.values())))
+    salt_table = ours.etab_map()
 
     assert sorted({path for path, _ in puppet_table}) == sorted(wanted)
     assert puppet_table == salt_table
@@ -139,7 +140,7 @@ def test_puppets_exports_file_is_the_export_table_nfs_server_writes(bed):
     assert "no_root_squash" in puppet_table[(f"{bed['tmp']}/srv/nfs/storage/scratch", "10.1.0.0/16")]
 
 
-def test_a_key_nfs_mount_does_not_take_fails_the_puppet_run(bed):
+def test_a_parameter_nfs_mount_lacks_fails_the_puppet_run(bed):
     """The stand-in is as strict as the module: data the runner never writes is refused."""
     datadir = bed["tmp"] / "hand-edited"
     (datadir / "nodes").mkdir(parents=True)
