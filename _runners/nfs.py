@@ -384,10 +384,11 @@ def reindex(**kwargs):
 
 def request_bulk(requests=None, **kwargs):
     """
-    Submit many requests in one call: one validation pass, one commit each, one push for all.
+    Submit many requests in one call: one validation pass, one commit and one push for all.
 
-    The way past salt-api's fixed cost per call. Each request gets its own request id and result;
-    one bad request does not stop the others.
+    The way past salt-api's fixed cost per call. Each request gets its own request id and result
+    (and its own block, with its request id, in the commit message); one bad request does not
+    stop the others.
 
     requests
         A list of mappings, each with ``kind`` (``export``, ``mount``, ``release``, ``delete``)

@@ -1,21 +1,23 @@
 """The git store: a private work clone of the data repo that applies queued changes and pushes.
 
-How a burst of requests becomes few pushes without losing one (flat combining):
+How a burst of requests becomes few commits and pushes without losing one (flat combining):
 
 1. :meth:`GitStore.submit` writes each change as a JSON file into ``<workdir>/queue/`` and then
    waits for the clone's lock (``fcntl.flock`` on ``<workdir>/lock``).
 2. Whoever holds the lock drains the whole queue: it brings the clone to the last known remote
    state (a reset, unless the previous drain provably left it there; this also recovers a dirty
-   clone), applies every queued change as its own commit (its requester as author, a message
-   with what and why; one ``git fast-import`` writes them all), and pushes once.
+   clone), applies every queued change in turn, commits each run of consecutive changes by one
+   requester as one commit (that requester as author, a message with each change's what, why
+   and request id; one ``git fast-import`` writes them all), and pushes once.
 3. A rejected push means the remote moved: fetch, ``reset --hard`` to it, apply the same changes
    again at the data level (each one re-checked against the new state) and push again, at most
    ``push_retries`` times.
 4. The results go to ``<workdir>/done/<id>.json``; a waiting submitter sees its result there and
    returns without taking the lock or touching git.
 
-So N concurrent requests cost one push per lock hand-over instead of N, each request still gets
-its own commit, and nothing is committed that was not re-validated on the tree it lands on.
+So N concurrent requests cost one push per lock hand-over instead of N, a requester's burst is
+one commit, every commit has its requester as author, and nothing is committed that was not
+re-validated on the tree it lands on.
 
 A missing or broken clone (no ``.git``, failing ``rev-parse``) is removed and cloned again.
 Credentials in the repo URL (``https://user:token@host/...``) never reach a log line, an exception
@@ -90,6 +92,31 @@ def _quote(path: str) -> str:
 
 def _data(stream: bytearray, payload: bytes) -> None:
     stream += b"data %d\n" % len(payload) + payload + b"\n"
+
+
+def _by_requester(
+    commits: list[tuple[Mapping[str, Any], list[tuple[str, Optional[str]]], str, tuple[str, str]]],
+) -> list[tuple[list[Mapping[str, Any]], list[tuple[str, Optional[str]]], str, tuple[str, str]]]:
+    """Join each run of consecutive changes by one requester (``(change, edits, message, author)``,
+    in drain order) into one commit: ``(changes, edits, message, author)``.
+
+    A burst from one requester (a bulk call, a pipeline's parallel requests) becomes one commit,
+    and every commit still has its requester as author. Only neighbours join: each change's edits
+    were made on the state its predecessor left, so a commit holds the state after its last change.
+    The message keeps every change's own message (what, why, ``Request-Id``) below one subject.
+    """
+    grouped: list[tuple[list[Mapping[str, Any]], dict[str, Optional[str]], list[str], tuple[str, str]]] = []
+    for change, edits, message, author in commits:
+        if not grouped or grouped[-1][3] != author:
+            grouped.append(([], {}, [], author))
+        changes, paths, messages, _ = grouped[-1]
+        changes.append(change)
+        paths.update(edits)  # a later change's text of a path replaces an earlier one's
+        messages.append(message)
+    return [
+        (changes, list(paths.items()), messages[0] if len(messages) == 1 else f"nfs: {len(messages)} changes by {author[0]}\n\n" + "\n".join(messages), author)
+        for changes, paths, messages, author in grouped
+    ]
 
 
 class _RemoteRefused(StoreError):
@@ -310,9 +337,11 @@ class GitStore:
             else:
                 if not commits:
                     return results
-                committed = [change for change, *_ in commits]
-                for change, sha in zip(committed, self._commit(commits)):
-                    results[change["id"]]["commit"] = sha
+                grouped = _by_requester(commits)
+                committed = [change for group, *_ in grouped for change in group]
+                for (group, *_), sha in zip(grouped, self._commit([(edits, message, author) for _, edits, message, author in grouped])):
+                    for change in group:
+                        results[change["id"]]["commit"] = sha
                 if self._push():
                     for change in committed:
                         results[change["id"]]["pushed"] = True
@@ -331,9 +360,9 @@ class GitStore:
                 self._fetch_reset()
         raise _RemoteRefused(f"the push to {redact(self.url)} was rejected {self.push_retries + 1} times; nothing was applied")
 
-    def _commit(self, commits: list[tuple[Mapping[str, Any], list[tuple[str, Optional[str]]], str, tuple[str, str]]]) -> list[str]:
-        """Commit each change's edits (``(change, [(path, text or None)], message, author)``), in
-        order, on top of the tip; returns the commit ids.
+    def _commit(self, commits: list[tuple[list[tuple[str, Optional[str]]], str, tuple[str, str]]]) -> list[str]:
+        """Make each commit (``([(path, text or None)], message, author)``), in order, on top of the
+        tip; returns the commit ids.
 
         One ``git fast-import`` for the whole drain instead of four processes per commit
         (``update-index``, ``write-tree``, ``commit-tree``, ``update-ref``): it builds each tree
@@ -344,7 +373,7 @@ class GitStore:
         """
         when = f"{int(time.time())} +0000"
         stream = bytearray()
-        for n, (_, edits, message, author) in enumerate(commits, 1):
+        for n, (edits, message, author) in enumerate(commits, 1):
             stream += f"commit refs/heads/{self.branch}\nmark :{n}\n".encode()
             stream += f"author {_ident(*author)} {when}\ncommitter {_ident(*self.committer)} {when}\n".encode()
             _data(stream, message.encode("utf-8"))
@@ -360,7 +389,7 @@ class GitStore:
         shas = self._git("fast-import", "--quiet", "--done", stdin=bytes(stream)).split()
         if len(shas) != len(commits):
             raise StoreError(f"git fast-import made {len(shas)} commits of {len(commits)}")
-        touched = sorted({rel for _, edits, _, _ in commits for rel, _ in edits})
+        touched = sorted({rel for edits, _, _ in commits for rel, _ in edits})
         self._git("update-index", "--add", "--remove", "-z", "--stdin", stdin="\0".join(touched) + "\0")
         self._tip = shas[-1]
         return shas

@@ -189,7 +189,7 @@ def test_mount_list_release_delete(run, remote):
     assert git("ls-tree", "-r", "--name-only", "main", cwd=remote).split() == ["README.md", "pillar/nfs/hostgroups.json", "pillar/top.sls"]
 
 
-def test_bulk_is_one_push_with_a_result_each(run, remote):
+def test_bulk_is_one_push_and_one_commit_with_a_result_each(run, remote):
     hook = remote / "hooks" / "post-receive"
     hook.write_text(f"#!/bin/sh\necho push >> {remote}/pushes\n")
     hook.chmod(0o755)
@@ -207,6 +207,12 @@ def test_bulk_is_one_push_with_a_result_each(run, remote):
     assert ret["requests"][6]["error"]["field"] == "requests[6].kind"
     assert len((remote / "pushes").read_text().split()) == 3  # bootstrap, the export, then the five mounts at once
     assert len(set(r["request_id"] for r in ret["requests"])) == 7
+    # one requester's burst is one commit, with each request's own what, why and id in its message
+    assert {r["commit"] for r in ret["requests"][:5]} == {head(remote)}
+    body = git("log", "-1", "--format=%an|%B", "main", cwd=remote)
+    assert body.startswith("alice|nfs: 5 changes by alice\n")
+    assert [line[len("Request-Id: "):] for line in body.splitlines() if line.startswith("Request-Id: ")] == [r["request_id"] for r in ret["requests"][:5]]
+    assert all(f"on host ci{n:02d}.team-a.example.com at /mnt/cache" in body for n in range(5))
 
 
 def test_orchestration_records_applied_and_verified(run, events):

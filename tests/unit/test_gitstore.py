@@ -66,6 +66,22 @@ def history(bare):
     return [tuple(line.split("|", 2)) for line in out.splitlines()]
 
 
+def requests_in_history(bare):
+    """{request id: (commit, author, summary)} from every commit message's own blocks (a commit
+    that joins several changes of one requester holds one block per change)."""
+    landed = {}
+    out = git("log", "--format=%H%x00%an%x00%B%x1e", "main", cwd=bare)
+    for record in filter(str.strip, out.split("\x1e")):
+        sha, author, body = record.strip("\n").split("\x00")
+        summaries = [line for line in body.splitlines() if line.startswith("nfs: ") and " changes by " not in line]
+        ids = [line.split(": ", 1)[1] for line in body.splitlines() if line.startswith("Request-Id: ")]
+        assert len(summaries) == len(ids) or not ids, body  # the bootstrap commit answers no request
+        for request_id, summary in zip(ids, summaries):
+            assert request_id not in landed, f"request {request_id} in two commits"
+            landed[request_id] = (sha, author, summary)
+    return landed
+
+
 def pushes(tmp_path):
     log = tmp_path / "pushes.log"
     return len(log.read_text().splitlines()) if log.exists() else 0
@@ -126,17 +142,17 @@ def test_concurrent_writers_land_exactly_once_with_linear_history(remote, tmp_pa
     for worker in workers:
         worker.join(timeout=30)
     assert all(r["ok"] and r["pushed"] for r in results), [r for r in results if not r["ok"]]
-    assert len({r["commit"] for r in results}) == len(expected)
 
     log = history(remote)
     assert all(len(parents.split()) == 1 for parents, _, _ in log[:-1])  # no merges: linear
-    subjects = [subject for _, _, subject in log]
-    for host in expected:  # each request exactly once
-        assert subjects.count(f"nfs: mount team-a/cache on host {host} at /mnt/cache") == 1
+    landed = requests_in_history(remote)  # each request in exactly one commit ...
+    mounts = {request_id: where for request_id, where in landed.items() if where[2].startswith("nfs: mount")}
+    assert sorted(mounts) == sorted(r["id"] for r in results)
+    assert all(mounts[r["id"]][0] == r["commit"] for r in results)  # ... the one its answer names
     index = remote_file(remote, "index/exports/team-a/cache.yaml")
     assert sorted(u["target"] for u in index["mounts"]) == sorted(expected)  # the shared file lost no update
-    authors = {subject.split()[-3]: author for _, author, subject in log if subject.startswith("nfs: mount")}
-    assert authors[expected[0]] == "bob" and authors[expected[8]] == "alice"
+    authors = {summary.split()[-3]: author for _, author, summary in mounts.values()}
+    assert all(authors[host] == ("alice" if n // 8 % 2 else "bob") for n, host in enumerate(expected))
 
 
 def test_concurrent_edits_of_the_same_host_file_from_two_clones_keep_both(remote, tmp_path):
@@ -161,21 +177,34 @@ def test_a_rejected_push_is_reapplied_on_the_remote_state_and_rechecked(remote, 
     assert len(names) == 1
 
 
-def test_a_burst_of_queued_changes_is_one_push_with_a_commit_each(remote, tmp_path):
+def test_a_burst_is_one_push_and_one_commit_per_run_of_one_requester(remote, tmp_path):
     store = make_store(remote, tmp_path / "w")
     store.submit([export_change()])
     before = pushes(tmp_path)
     (tmp_path / "w" / "queue").mkdir(exist_ok=True)
-    queued = [mount_change(f"q{n}.example.com") for n in range(5)]
+    users = ["alice", "alice", "bob", "bob", "bob"]
+    queued = [mount_change(f"q{n}.example.com", user=u) for n, u in enumerate(users)]
     for item in queued:  # as if five other processes had queued and were waiting for the lock
         store._enqueue(item)
     (mine,) = store.submit([mount_change("me.example.com")])
     assert mine["ok"]
     assert pushes(tmp_path) == before + 1
-    assert len(history(remote)) == 2 + 6
-    for item in queued:  # their answers wait for them
-        theirs = store._take_result(item["id"])
-        assert theirs["ok"] and theirs["pushed"]
+    # alice's two, bob's three, then mine (alice again: not joined with her first two, bob's came between)
+    assert [(author, subject) for _, author, subject in history(remote)[:3]] == [
+        ("alice", "nfs: mount team-a/cache on host me.example.com at /mnt/cache"),
+        ("bob", "nfs: 3 changes by bob"),
+        ("alice", "nfs: 2 changes by alice"),
+    ]
+    assert len(history(remote)) == 2 + 3
+    answers = [store._take_result(item["id"]) for item in queued]  # their answers wait for them
+    assert all(a["ok"] and a["pushed"] for a in answers)
+    assert [a["commit"] for a in answers] == [answers[0]["commit"]] * 2 + [answers[2]["commit"]] * 3
+    body = git("log", "-1", "--format=%B", answers[2]["commit"], cwd=remote)
+    assert [line.split(": ")[1] for line in body.splitlines() if line.startswith("Request-Id: ")] == [item["id"] for item in queued[2:]]
+    assert all(f"on host q{n}.example.com" in body for n in (2, 3, 4))
+    # the joined commit holds the state after its last change
+    host_files = git("ls-tree", "-r", "--name-only", answers[2]["commit"], "hiera/nodes", cwd=remote).split()
+    assert host_files == [f"hiera/nodes/q{n}.example.com.yaml" for n in range(5)]
 
 
 def test_each_commit_of_one_drain_holds_its_own_state_of_a_shared_file(remote, tmp_path):
