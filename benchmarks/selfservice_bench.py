@@ -713,11 +713,13 @@ def run_scale(work: Path, hosts: int, repeat: int) -> dict:
     if "_errors" in ext_data or set(ext_mounts) != set(mounts) | {"/mnt/bench-0"} or any(ext_mounts[k] != v for k, v in mounts.items()):
         raise RuntimeError(f"ext_pillar of {minion}: {sorted(ext_mounts)} vs {sorted(mounts)}, errors {ext_data.get('_errors')}")
     ext_runs = max(repeat, 20)
-    render_with.cpu = []
-    ext_renders = [render_with(eopts)[0] for _ in range(ext_runs)]
-    ext_cpu, render_with.cpu = render_with.cpu, []
-    floor_renders = [render_with(fopts)[0] for _ in range(ext_runs)]
-    floor_cpu = render_with.cpu
+    # ours and the floor alternate, so that the machine's drift (here the floor alone moves between
+    # 70 and 130 ms within a minute) weighs on both alike
+    ext_renders, ext_cpu, floor_renders, floor_cpu = [], [], [], []
+    for _ in range(ext_runs):
+        for renders, cpu, o in ((ext_renders, ext_cpu, eopts), (floor_renders, floor_cpu, fopts)):
+            render_with.cpu = cpu
+            renders.append(render_with(o)[0])
     git_cpu = []
     for _ in range(repeat):  # the git_pillar path's CPU, for the same comparison
         c0 = time.process_time()
