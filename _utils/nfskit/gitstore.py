@@ -94,28 +94,29 @@ def _data(stream: bytearray, payload: bytes) -> None:
     stream += b"data %d\n" % len(payload) + payload + b"\n"
 
 
-def _by_requester(
-    commits: list[tuple[Mapping[str, Any], list[tuple[str, Optional[str]]], str, tuple[str, str]]],
-) -> list[tuple[list[Mapping[str, Any]], list[tuple[str, Optional[str]]], str, tuple[str, str]]]:
-    """Join each run of consecutive changes by one requester (``(change, edits, message, author)``,
-    in drain order) into one commit: ``(changes, edits, message, author)``.
+Commit = tuple[list[tuple[str, Optional[str]]], str, tuple[str, str]]  # (edits, message, author)
+
+
+def _by_requester(commits: list[tuple[Mapping[str, Any], Commit]]) -> list[tuple[list[Mapping[str, Any]], Commit]]:
+    """Join each run of consecutive changes by one requester (``(change, commit)`` in drain
+    order) into one commit: ``(changes, commit)``.
 
     A burst from one requester (a bulk call, a pipeline's parallel requests) becomes one commit,
     and every commit still has its requester as author. Only neighbours join: each change's edits
     were made on the state its predecessor left, so a commit holds the state after its last change.
     The message keeps every change's own message (what, why, ``Request-Id``) below one subject.
     """
-    grouped: list[tuple[list[Mapping[str, Any]], dict[str, Optional[str]], list[str], tuple[str, str]]] = []
-    for change, edits, message, author in commits:
-        if not grouped or grouped[-1][3] != author:
-            grouped.append(([], {}, [], author))
-        changes, paths, messages, _ = grouped[-1]
+    runs: list[tuple[list[Mapping[str, Any]], dict[str, Optional[str]], list[str], tuple[str, str]]] = []
+    for change, (edits, message, author) in commits:
+        if not runs or runs[-1][3] != author:
+            runs.append(([], {}, [], author))
+        changes, paths, messages, _ = runs[-1]
         changes.append(change)
         paths.update(edits)  # a later change's text of a path replaces an earlier one's
         messages.append(message)
     return [
-        (changes, list(paths.items()), messages[0] if len(messages) == 1 else f"nfs: {len(messages)} changes by {author[0]}\n\n" + "\n".join(messages), author)
-        for changes, paths, messages, author in grouped
+        (changes, (list(paths.items()), messages[0] if len(messages) == 1 else f"nfs: {len(messages)} changes by {author[0]}\n\n" + "\n".join(messages), author))
+        for changes, paths, messages, author in runs
     ]
 
 
@@ -333,13 +334,13 @@ class GitStore:
                 edits = [(rel, outcome.tree.pending[rel]) for rel in outcome.tree.write()]
                 results[change["id"]] = {"id": change["id"], "ok": True, "commit": None, "pushed": not edits, "result": outcome.result}
                 if edits:
-                    commits.append((change, edits, outcome.message(change), self.author(change)))
+                    commits.append((change, (edits, outcome.message(change), self.author(change))))
             else:
                 if not commits:
                     return results
                 grouped = _by_requester(commits)
-                committed = [change for group, *_ in grouped for change in group]
-                for (group, *_), sha in zip(grouped, self._commit([(edits, message, author) for _, edits, message, author in grouped])):
+                committed = [change for group, _ in grouped for change in group]
+                for (group, _), sha in zip(grouped, self._commit([commit for _, commit in grouped])):
                     for change in group:
                         results[change["id"]]["commit"] = sha
                 if self._push():
@@ -360,7 +361,7 @@ class GitStore:
                 self._fetch_reset()
         raise _RemoteRefused(f"the push to {redact(self.url)} was rejected {self.push_retries + 1} times; nothing was applied")
 
-    def _commit(self, commits: list[tuple[list[tuple[str, Optional[str]]], str, tuple[str, str]]]) -> list[str]:
+    def _commit(self, commits: list[Commit]) -> list[str]:
         """Make each commit (``([(path, text or None)], message, author)``), in order, on top of the
         tip; returns the commit ids.
 
