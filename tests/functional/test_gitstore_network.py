@@ -10,6 +10,7 @@ import pytest
 from nfskit import changes
 from nfskit.gitstore import GitStore
 from nfskit.policy import policy_from_config
+from tests.support.gitcli import git
 
 pytestmark = [pytest.mark.functional]
 
@@ -20,10 +21,6 @@ POLICY = policy_from_config(
                              "client_networks": ["10.1.0.0/16"], "hosts": ["*.example.com"]}},
     }
 )
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import salt.runner
 import salt.utils.event
 
 from tests.functional.conftest import REPO
+from tests.support.gitcli import git
 
 pytestmark = [pytest.mark.functional]
 
@@ -35,10 +36,6 @@ SELF_SERVICE = {
     },
 }
 EXPORT = dict(name="cache", backend="kernel", server="nfs1.example.com", size_gb=100, clients=[{"hosts": "10.1.0.0/24", "access": "rw"}])
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ doc itself, through automatic parameter lookup into a stand-in for treydock/pupp
 what Salt's pillar gives the same host: the same mounts in its fstab, and an /etc/exports that the
 real ``exportfs`` reads into the same export table as the exports nfs_server writes from pillar.
 """
-import subprocess
 
 import pytest
 import salt.loader
@@ -17,6 +16,7 @@ from nfskit import datarepo, fstab_codec
 from nfskit.plan import make_plan
 from nfskit.spec import exports_from_managed
 from tests.functional.conftest import REPO
+from tests.support.gitcli import git
 from tests.support import puppet
 from tests.support.sandbox import Sandbox, exportfs_unavailable
 
@@ -28,10 +28,6 @@ pytestmark = [
 SERVER = "nfs1.example.com"
 HOST = "ci01.team-a.example.com"
 GRAINS = {"role": "web", "env": "prod"}  # web-prod's target: Salt's side of Puppet's hostgroup fact
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import salt.utils.gitfs
 
 from nfskit import datarepo, hostgroup_index
 from tests.functional.conftest import REPO
+from tests.support.gitcli import git
 
 pytestmark = [pytest.mark.functional]
 
@@ -51,10 +52,6 @@ MINIONS = {
 }
 HOSTILE = ["..", "../nfs1.example.com", "nfs1.example.com/..", "a/b", "web01_example_com", "nfs1_example_com", "*", "nfs?.example.com",
            "web01.example.com*", "[a-z]*", "x" * 300, ("a" * 60 + ".") * 5 + "com", "web01.example.com\n", " web01.example.com"]
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 from passlib.apache import HtpasswdFile
 from pytestshellutils.utils import ports
 
+from tests.support.gitcli import git
 from tests.support.localsalt import Api
 
 pytestmark = [pytest.mark.integration]
@@ -34,10 +35,6 @@ SELF_SERVICE = {
 }
 EXPORT = {"name": "cache", "backend": "kernel", "server": "nfs1.example.com", "size_gb": 100,
           "clients": [{"hosts": "10.1.0.0/24", "access": "rw"}], "reason": "CI build cache"}
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import yaml
 from nfskit import changes, datarepo
 from nfskit.gitstore import GitStore, redact
 from nfskit.policy import policy_from_config
+from tests.support.gitcli import git
 
 pytestmark = [pytest.mark.unit]
 
@@ -21,10 +22,6 @@ POLICY = policy_from_config(
         },
     }
 )
-
-
-def git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
